@@ -1,0 +1,28 @@
+"""Micro cross-validation (MCV): batch-level cross-validation of every update.
+
+Thesis: "Batch-level cross-validation" (chapter 3). `MCVModel` wraps any Keras
+model with a train step that splits each batch into a training and a
+validation half and checks or searches the learning rate on the validation
+half; `MCVController` makes the epoch decisions; `MCVStopping` is the thesis's
+stopping rule. Pure rules live in `rules`, candidate lists in `candidates`,
+Table 4.1 costs in `cost`.
+
+Example:
+
+```python
+from keras_autolr.mcv import MCVModel, MCVStopping
+model = MCVModel(inner, method="method2", alpha=0.5)
+model.compile(optimizer, loss)
+model.fit(x, y, batch_size=256, epochs=50, callbacks=[MCVStopping(patience=5)])
+```
+"""
+
+from keras_autolr.mcv.callbacks import MCVController, MCVStopping
+from keras_autolr.mcv.candidates import FACTORS, THESIS_LR_LIST, CandidateError, candidate_list
+from keras_autolr.mcv.cost import run_cost, step_cost
+from keras_autolr.mcv.model import METHODS, MCVError, MCVModel
+
+__all__ = [
+    "MCVModel", "MCVController", "MCVStopping", "MCVError", "CandidateError",
+    "METHODS", "FACTORS", "THESIS_LR_LIST", "candidate_list", "step_cost", "run_cost",
+]
