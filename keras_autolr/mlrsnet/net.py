@@ -1,0 +1,197 @@
+"""The MLR-SNet meta-learner: an LSTM cell that maps a training loss to an LR.
+
+Purpose: hold the meta-learned parameters theta of MLR-SNet (Shu et al.) as a
+Keras model that saves and loads as `.keras`, plus the pure one-step function
+`cell_step` that every other part of the package (in-graph per-batch control,
+meta-training, tests) calls.
+
+Variant followed: the official code (`xjtushujun/MLR-SNet`), not the paper
+text, because its shipped checkpoints are the ones that produced the paper's
+numbers:
+
+* hidden size 50 (paper text: 40);
+* every LSTM gate pre-activation is `mlp_in(x) + mlp_h(h)` where each is a
+  two-layer MLP (1 -> 25 -> ReLU -> 4*50 and 50 -> 25 -> ReLU -> 4*50; the
+  text net uses width 50), i.e. 11,776 parameters for the image net;
+* output `p = sigmoid(Linear(50 -> 1)(h))`; the LR is `gamma * p` with gamma
+  chosen outside the net (see `gamma.py`);
+* input: the mini-batch loss (image mode) or loss / log(vocab size) (text
+  mode). The mode is stored in the net's config, so a text net cannot be
+  used on an image task by mistake (see `check_mode`).
+
+Example:
+
+```python
+net = MLRSNet(mode="image")
+h, c = net.initial_state()
+p, h, c = net(keras.ops.convert_to_tensor(2.3), h, c)  # p in (0, 1)
+net.save("my_net.keras")
+net = load_net("my_net.keras")
+```
+"""
+
+import json
+import math
+import pathlib
+import zipfile
+
+import keras
+from keras import ops
+
+__all__ = ["MLRSNet", "MLRSNetFileError", "ModeMismatchError", "cell_step", "load_net", "check_mode"]
+
+MODES = ("image", "text")
+
+
+class MLRSNetFileError(ValueError):
+    """A file that should hold an MLR-SNet does not."""
+
+
+class ModeMismatchError(ValueError):
+    """A text net used on an image task or the other way round."""
+
+
+def cell_step(params, x, h, c):
+    """One MLR-SNet step, pure `keras.ops` (works under tf.function and jit).
+
+    Args:
+        params: the net's 10 arrays in `MLRSNet.weights` order:
+            in1 kernel/bias, in2 kernel/bias, h1 kernel/bias, h2 kernel/bias,
+            out kernel/bias.
+        x: the (already normalised) loss, a scalar or shape (B,).
+        h, c: LSTM state, shape (B, hidden) (B = 1 for a controller).
+
+    Returns:
+        `(p, h, c)`: p in (0, 1) with the shape of `x` broadcast to (B,), and
+        the new state.
+    """
+    wi1, bi1, wi2, bi2, wh1, bh1, wh2, bh2, wo, bo = params
+    x = ops.reshape(ops.cast(x, "float32"), (-1, 1))
+    gates = ops.matmul(ops.relu(ops.matmul(x, wi1) + bi1), wi2) + bi2
+    gates = gates + ops.matmul(ops.relu(ops.matmul(h, wh1) + bh1), wh2) + bh2
+    i, f, g, o = ops.split(gates, 4, axis=-1)  # the reference's chunk order
+    c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+    h = ops.sigmoid(o) * ops.tanh(c)
+    p = ops.sigmoid(ops.matmul(h, wo) + bo)
+    return ops.reshape(p, (-1,)), h, c
+
+
+def _torch_default(fan_in):
+    # PyTorch's nn.Linear default (weights and biases U(-1/sqrt(fan_in), ..)),
+    # which the reference relies on: an untrained net predicts p ~ 0.5.
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+@keras.saving.register_keras_serializable(package="keras_autolr")
+class MLRSNet(keras.Model):
+    """The MLR-SNet LSTM meta-learner (official-code variant).
+
+    Args:
+        mode: "image" (input is the batch loss) or "text" (input is
+            loss / log(vocab_size)).
+        hidden: LSTM hidden size (reference: 50).
+        mlp_width: width of the gate MLPs (reference: 25 image, 50 text);
+            None picks the reference value for `mode`.
+        seed: initialisation seed.
+        meta: free-form dict saved with the net (training provenance).
+    """
+
+    def __init__(self, mode="image", hidden=50, mlp_width=None, seed=None, meta=None, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        self.mode = mode
+        self.hidden = int(hidden)
+        self.mlp_width = int(mlp_width or (25 if mode == "image" else 50))
+        self.seed = seed
+        self.meta = dict(meta or {})
+        H, W = self.hidden, self.mlp_width
+        shapes = [
+            ("in1", 1, W), ("in2", W, 4 * H), ("h1", H, W), ("h2", W, 4 * H), ("out", H, 1),
+        ]
+        gen = keras.random.SeedGenerator(seed) if seed is not None else None
+        self._params = []
+        for name, fan_in, fan_out in shapes:
+            init = _torch_default(fan_in)
+            if gen is not None:
+                init = keras.initializers.RandomUniform(init.minval, init.maxval, seed=gen)
+            self._params.append(self.add_weight(shape=(fan_in, fan_out), initializer=init, name=f"{name}_kernel"))
+            self._params.append(self.add_weight(shape=(fan_out,), initializer=init, name=f"{name}_bias"))
+        self.built = True
+
+    @property
+    def params(self):
+        """The 10 weight variables in `cell_step` order."""
+        return list(self._params)
+
+    def initial_state(self, batch=1):
+        z = ops.zeros((batch, self.hidden), "float32")
+        return z, z
+
+    def normalise(self, loss, vocab_size=None):
+        """The net's input for a raw training loss (text: loss / log(vocab))."""
+        if self.mode == "text":
+            if not vocab_size or vocab_size < 2:
+                raise ModeMismatchError(
+                    "This is a text MLR-SNet: its input is loss / log(vocab_size). "
+                    "Pass vocab_size (the number of output tokens, >= 2)."
+                )
+            return ops.cast(loss, "float32") / math.log(vocab_size)
+        return ops.cast(loss, "float32")
+
+    def call(self, x, h, c):
+        return cell_step([v.value for v in self._params], x, h, c)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(mode=self.mode, hidden=self.hidden, mlp_width=self.mlp_width, seed=self.seed, meta=self.meta)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for k in ("trainable", "dtype"):
+            config.pop(k, None)
+        return cls(**config)
+
+
+def check_mode(net, task):
+    """Raises `ModeMismatchError` unless `net.mode == task`."""
+    if task is None:
+        return
+    if task not in MODES:
+        raise ValueError(f"task must be one of {MODES}, got {task!r}.")
+    if net.mode != task:
+        raise ModeMismatchError(
+            f"This MLR-SNet was meta-trained in {net.mode!r} mode but the task is {task!r}. "
+            f"Use the {task} net (saved_controllers/mlrsnet_{task}.keras) or meta-train one "
+            f"with `keras-autolr mlrsnet meta-train --task {task}`."
+        )
+
+
+def load_net(path):
+    """Loads an `MLRSNet` from a `.keras` file, with a clear error for anything else."""
+    if isinstance(path, MLRSNet):
+        return path
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise MLRSNetFileError(f"No MLR-SNet file at {p}.")
+    if not zipfile.is_zipfile(p):
+        raise MLRSNetFileError(
+            f"{p} is not a Keras v3 `.keras` archive; an MLR-SNet is saved with "
+            "`net.save('name.keras')` (legacy .h5 / SavedModel files are not supported)."
+        )
+    with zipfile.ZipFile(p) as z:
+        try:
+            config = json.loads(z.read("config.json"))
+        except (KeyError, ValueError):
+            raise MLRSNetFileError(f"{p} has no readable config.json: not a `.keras` model file.") from None
+    name = config.get("class_name")
+    if name != "MLRSNet":
+        raise MLRSNetFileError(
+            f"{p} holds a Keras {name!r}, not an MLR-SNet. Use a file written by "
+            "`MLRSNet.save` or `keras-autolr mlrsnet meta-train` (e.g. "
+            "saved_controllers/mlrsnet_image.keras)."
+        )
+    return keras.saving.load_model(p, custom_objects={"MLRSNet": MLRSNet}, compile=False)
