@@ -1,0 +1,60 @@
+"""keras_autolr: automatic learning rates for Keras 3.
+
+Four published methods, each a callback or train step you add to `model.fit`:
+
+* `ARC`: an autonomous LR controller (raise / keep / lower every few epochs).
+* `MLRSNet`: a meta-learned LSTM that sets the LR of every batch.
+* MCV (`keras_autolr.mcv`): batch-level cross-validation inside `train_step`.
+* `FeatureHistory`: penultimate-layer embeddings recorded each epoch, giving an
+  early estimate of final accuracy for hyperparameter search.
+
+Plus the baselines they are measured against (`keras_autolr.methods`), the one
+module that reads and writes learning rates (`keras_autolr.lr`), data sets,
+tasks, metrics and the experiment runner.
+"""
+
+import importlib
+
+from keras_autolr.controller import LearningRateController, LearningRateLogger
+from keras_autolr.lr import (
+    LearningRateError,
+    get_learning_rate,
+    scale_learning_rate,
+    set_learning_rate,
+)
+
+__version__ = "0.1.0"
+
+# Method classes are imported on first use: each pulls in its own pieces.
+_LAZY = {
+    "ARC": "keras_autolr.arc",
+    "MLRSNet": "keras_autolr.mlrsnet",
+    "FeatureHistory": "keras_autolr.feature_history",
+    "MCVModel": "keras_autolr.mcv",
+    "mcv": "keras_autolr.mcv",
+    "arc": "keras_autolr.arc",
+    "mlrsnet": "keras_autolr.mlrsnet",
+    "feature_history": "keras_autolr.feature_history",
+    "datasets": "keras_autolr.datasets",
+    "tasks": "keras_autolr.tasks",
+    "methods": "keras_autolr.methods",
+    "metrics": "keras_autolr.metrics",
+    "experiment": "keras_autolr.experiment",
+    "lr": "keras_autolr.lr",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__.endswith(name) else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_autolr' has no attribute {name!r}")
+
+
+__all__ = [
+    "ARC", "MLRSNet", "FeatureHistory", "MCVModel",
+    "LearningRateController", "LearningRateLogger", "LearningRateError",
+    "get_learning_rate", "set_learning_rate", "scale_learning_rate",
+]

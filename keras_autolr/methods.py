@@ -192,7 +192,9 @@ def _multistep(ctx):
     epochs = [int(round(m * ctx.epochs)) if m < 1 else int(m) for m in milestones]
     factor = float(ctx.options.get("factor", 0.1))
     sched = keras.optimizers.schedules.PiecewiseConstantDecay(
-        [e * ctx.steps_per_epoch for e in epochs],
+        # PiecewiseConstantDecay switches *after* a boundary step: the first
+        # step of epoch e has iteration e * steps_per_epoch.
+        [e * ctx.steps_per_epoch - 1 for e in epochs],
         [ctx.initial_lr * factor**k for k in range(len(epochs) + 1)],
     )
     return Setup(make_optimizer(ctx.optimizer, sched), [LearningRateLogger()])

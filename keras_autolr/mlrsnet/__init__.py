@@ -9,3 +9,5 @@
 from keras_autolr.mlrsnet.gamma import EmptyDataError, compute_gamma, gamma_from_loss
 from keras_autolr.mlrsnet.net import MLRSNet, MLRSNetFileError, ModeMismatchError, cell_step, load_net
 from keras_autolr.mlrsnet.scheduler import MLRSNetScheduler, shipped_net_path
+from keras_autolr.mlrsnet.hypergradient import HypergradientDescent
+from keras_autolr.mlrsnet.instep import InStepController

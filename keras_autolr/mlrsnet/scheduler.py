@@ -63,13 +63,11 @@ Args:
 
 import math
 import pathlib
-import types
-
 import keras
 from keras import ops
 
 from keras_autolr import lr as lr_lib
-from keras_autolr.controller import LearningRateController
+from keras_autolr.mlrsnet.instep import InStepController, sanitize
 from keras_autolr.mlrsnet import gamma as gamma_lib
 from keras_autolr.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
 
@@ -138,7 +136,7 @@ def _output_dim(model):
         return None
 
 
-class MLRSNetScheduler(LearningRateController):
+class MLRSNetScheduler(InStepController):
     __doc__ = __doc__
 
     def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
@@ -222,36 +220,16 @@ class MLRSNetScheduler(LearningRateController):
         )
         self._relative = relative
         self._epochs = self.params.get("epochs") if self.params else None
-        self._install()
-
-    def _install(self):
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            step = _tf_train_step
-        elif backend == "jax":
-            step = _jax_train_step
-        else:
-            raise NotImplementedError(
-                f"MLRSNetScheduler supports the TensorFlow and JAX backends, not {backend!r}."
-            )
-        self.model._mlrsnet = self
-        self.model.train_step = types.MethodType(step, self.model)
-        self.model.make_train_function(force=True)
-
-    def on_train_end(self, logs=None):
-        # Give the model Keras's own step back for later fits without us.
-        if "train_step" in self.model.__dict__:
-            del self.model.__dict__["train_step"]
-        self.model.train_function = None
-        self.model.__dict__.pop("_mlrsnet", None)
+        self.install()
 
     # -- in-graph step -------------------------------------------------------
 
-    def step_update(self, loss, prev_lr):
+    def step_update(self, loss, grads, weights):
         """Runs the controller on the batch loss and writes LR and state.
 
-        Called inside the compiled train step; returns (lr, finite).
+        Called inside the compiled train step; returns (lr, grads).
         """
+        prev_lr = lr_lib.learning_rate_tensor(self._opt)
         h, c, g, k = self._vars
         params = [ops.convert_to_tensor(v) for v in self.nets[self._active].params]
         lr, h2, c2, g2, k2, finite = controller_update(
@@ -263,7 +241,7 @@ class MLRSNetScheduler(LearningRateController):
         g.assign(g2)
         k.assign(k2)
         lr_lib.assign_learning_rate(self._opt, lr)
-        return lr, finite
+        return lr, sanitize(grads, finite)
 
     # -- swaps, logging --------------------------------------------------------
 
@@ -278,15 +256,10 @@ class MLRSNetScheduler(LearningRateController):
             # The net's weights are compiled into the step (JAX): rebuild it.
             self.model.make_train_function(force=True)
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.record_every and batch % self.record_every == 0 and logs and "mlrsnet_lr" in logs:
-            self.lr_history.append(float(logs["mlrsnet_lr"]))
-
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if logs is not None:
             self._last_loss = logs.get("loss")
-            logs.pop("mlrsnet_lr", None)
         self.gamma_history.append(float(ops.convert_to_numpy(self._vars[2])))
 
     def reset_state(self):
@@ -300,59 +273,3 @@ class MLRSNetScheduler(LearningRateController):
             "vocab_size": self.vocab_size, "scale": self.scale, "swap_at": list(self.swap_at),
             "min_lr": self.min_lr, "record_every": self.record_every,
         }
-
-
-def _sanitize(grads, finite):
-    return [None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in grads]
-
-
-def _tf_train_step(self, data):
-    """Keras's TensorFlow train step plus the MLR-SNet update before apply."""
-    import tensorflow as tf
-    from keras.src.losses import loss as loss_module
-    from keras.src import tree
-
-    ctrl = self._mlrsnet
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    with tf.GradientTape() as tape:
-        y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-        unscaled = loss_module.unscale_loss_for_distribution(loss)
-        self._loss_tracker.update_state(
-            unscaled, sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
-        )
-        scaled = self.optimizer.scale_loss(loss)
-    weights = self.trainable_weights
-    grads = tape.gradient(scaled, weights)
-    lr, finite = ctrl.step_update(unscaled, lr_lib.learning_rate_tensor(ctrl._opt))
-    grads = _sanitize(grads, finite)
-    self.optimizer.apply_gradients(zip(grads, weights))
-    logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-    logs = dict(logs)
-    logs["mlrsnet_lr"] = lr
-    return logs
-
-
-def _jax_train_step(self, state, data):
-    """Keras's JAX train step plus the MLR-SNet update before apply."""
-    import jax
-
-    ctrl = self._mlrsnet
-    trainable, non_trainable, opt_vars, metrics_vars = state
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
-    (loss, aux), grads = grad_fn(
-        trainable, non_trainable, metrics_vars, x, y, sample_weight,
-        training=True, optimizer_variables=opt_vars,
-    )
-    unscaled, y_pred, non_trainable, metrics_vars = aux
-    opt_variables = self.optimizer.variables
-    with keras.StatelessScope(state_mapping=list(zip(opt_variables, opt_vars))) as scope:
-        lr, finite = ctrl.step_update(unscaled, lr_lib.learning_rate_tensor(ctrl._opt))
-    opt_vars = [scope.get_current_value(v) for v in opt_variables]
-    grads = _sanitize(grads, finite)
-    trainable, opt_vars = self.optimizer.stateless_apply(opt_vars, grads, trainable)
-    logs, metrics_vars = self._update_metrics_variables(metrics_vars, unscaled, x, y, y_pred, sample_weight)
-    logs = dict(logs)
-    logs["mlrsnet_lr"] = lr
-    return logs, (trainable, non_trainable, opt_vars, metrics_vars)

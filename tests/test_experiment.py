@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from keras_autolr import experiment, tasks
+
+
+@pytest.mark.slow
+def test_grid_is_resumable_and_tabulated(tmp_path):
+    log = []
+    recs = experiment.run_grid("digits_cnn", ["constant", "exponential"], [1e-2], [0], tmp_path,
+                               size="smoke", log=log.append)
+    assert len(recs) == 2 and all(r["best"] is not None for r in recs)
+    files = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(files) == 2
+    rec = json.loads(files[0].read_text())
+    assert len(rec["history"]["val_accuracy"]) == rec["epochs"] == 2
+    assert rec["steps"] == [rec["steps_per_epoch"], 2 * rec["steps_per_epoch"]]
+    # A second call runs nothing new.
+    log.clear()
+    again = experiment.run_grid("digits_cnn", ["constant", "exponential"], [1e-2], [0], tmp_path,
+                                size="smoke", log=log.append)
+    assert all("skipped" in line for line in log) and len(again) == 2
+    table = experiment.markdown_table(again)
+    assert "| constant |" in table and "converge step" in table
+    rows = experiment.summarize(again)
+    best = max(r["best"][0] for r in rows)
+    assert any(r["converge"][0] is not None for r in rows)
+    assert rows[0]["threshold"] <= best
+    if pytest.importorskip("matplotlib"):
+        assert experiment.plot_curves(again, tmp_path / "c.png").exists()
+
+
+def test_perplexity_metric():
+    import numpy as np
+
+    m = tasks.Perplexity()
+    logits = np.zeros((2, 3, 5), dtype="float32")  # uniform over 5 tokens
+    m.update_state(np.zeros((2, 3), dtype="int32"), logits)
+    assert float(m.result()) == pytest.approx(5.0, rel=1e-5)
+
+
+def test_unknown_task():
+    with pytest.raises(KeyError, match="choose one of"):
+        tasks.get("nope")
+    with pytest.raises(ValueError, match="size"):
+        tasks.get("digits_cnn").data("huge")
