@@ -68,8 +68,12 @@ def evaluate(model, x, y):
 
 
 def train_controller(data, out, epochs=300, batch_size=128, learning_rate=1e-4,
-                     zero_val_fraction=0.5, seed=0, log=print, report_path=None):
+                     zero_val_fraction=0.5, balanced=True, seed=0, log=print, report_path=None):
     """Trains a controller on an HDF5 file of chains; saves the best to `out`.
+
+    `balanced=True` weights classes inversely to their frequency (a departure
+    from the paper, whose data we cannot match in size: with few samples the
+    rare "lower" class is otherwise never predicted).
 
     Returns a report dict (sample counts, label balance, held-out metrics with
     and without the validation column).
@@ -81,12 +85,16 @@ def train_controller(data, out, epochs=300, batch_size=128, learning_rate=1e-4,
     model = build_controller(seed=seed)
     model.compile(keras.optimizers.Adam(learning_rate), loss=arc_loss)
     ytr_1h = keras.utils.to_categorical(ytr, 3)
+    counts = np.bincount(ytr, minlength=3).astype(float)
+    class_weight = ({i: float(len(ytr) / (3 * max(c, 1))) for i, c in enumerate(counts)}
+                    if balanced else None)
     rng = np.random.default_rng(seed)
     best, best_epoch, history = -np.inf, -1, []
     t0 = time.time()
     for epoch in range(epochs):
         h = model.fit(zero_val_column(xtr, zero_val_fraction, rng), ytr_1h,
-                      batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+                      batch_size=batch_size, epochs=1, shuffle=True, verbose=0,
+                      class_weight=class_weight)
         res = evaluate(model, xte, yte)
         history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]),
                         "heldout_weighted_accuracy": res["weighted_accuracy"]})
@@ -108,6 +116,7 @@ def train_controller(data, out, epochs=300, batch_size=128, learning_rate=1e-4,
         "task_counts": {t: int((meta["task"] == t).sum()) for t in sorted(set(meta["task"].tolist()))},
         "optimizer_counts": {o: int((meta["optimizer"] == o).sum()) for o in sorted(set(meta["optimizer"].tolist()))},
         "epochs": epochs,
+        "class_weight": class_weight,
         "best_epoch": best_epoch,
         "heldout": evaluate(best_model, xte, yte),
         "heldout_no_val": evaluate(best_model, zero_val_column(xte, 1.0, rng), yte),
