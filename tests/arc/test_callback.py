@@ -39,6 +39,7 @@ def _model(lr=1e-2):
     return m
 
 
+@pytest.mark.jax
 def test_raise_every_frequency_epochs_and_logs():
     x, y = _data()
     m = _model(1e-2)
@@ -53,6 +54,7 @@ def test_raise_every_frequency_epochs_and_logs():
     assert [d["decision"] for d in cb.decisions] == ["raise"] * 3
 
 
+@pytest.mark.jax
 def test_batch_losses_are_recovered_from_running_mean():
     x, y = _data(64)
     m = _model(0.5)
@@ -72,6 +74,7 @@ def test_batch_losses_are_recovered_from_running_mean():
         assert np.mean(train[: k + 1]) == pytest.approx(means[k], rel=1e-5)
 
 
+@pytest.mark.jax
 def test_works_without_validation_and_resets_each_fit():
     x, y = _data()
     m = _model()
@@ -102,6 +105,8 @@ def test_too_few_epochs_warns_and_keeps_lr():
     assert h.history["learning_rate"] == pytest.approx([1e-2] * 3)
 
 
+@pytest.mark.filterwarnings("ignore:ARC decides")
+@pytest.mark.jax
 def test_nonfinite_loss_lowers_lr_and_never_writes_nan():
     x, y = _data()
     x_bad = x.copy()

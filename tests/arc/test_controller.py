@@ -12,6 +12,7 @@ def test_architecture_has_79043_parameters():
     assert model.output_shape == (None, 3)
 
 
+@pytest.mark.jax
 def test_save_load_round_trip_and_predictor(tmp_path):
     model = ctl.build_controller(seed=1)
     path = tmp_path / "c.keras"

@@ -46,3 +46,22 @@ def test_method_registered():
     arc = [c for c in setup.callbacks if isinstance(c, ARC)]
     assert len(arc) == 1 and arc[0].frequency == 3
     assert "arc" in methods.names()
+
+
+@pytest.mark.slow
+def test_train_controller_end_to_end(tmp_path, monkeypatch):
+    from tests.arc.test_generate import _tiny_task
+    from keras_autolr.arc import generate, load_controller, zoo
+
+    monkeypatch.setitem(zoo.TASKS, "tiny", _tiny_task())
+    monkeypatch.setattr(generate, "MAIN_CYCLES", 4)
+    real = generate.run_chain
+    monkeypatch.setattr(generate, "run_chain", lambda t, c, s=0: real(t, c, s, cycles=4, n=1))
+    data = tmp_path / "d.h5"
+    generate.generate(data, 6, tasks=["tiny"], log=lambda s: None)
+    out = tmp_path / "c.keras"
+    report = train.train_controller(data, out, epochs=2, log=lambda s: None, report_path=tmp_path / "r.json")
+    assert report["samples"] == 18 and report["train_samples"] + report["heldout_samples"] == 18
+    assert sum(map(sum, report["heldout"]["confusion"])) == report["heldout_samples"]
+    assert 0.0 <= report["heldout"]["weighted_accuracy"] <= 1.0
+    assert load_controller(out).count_params() == 79043
