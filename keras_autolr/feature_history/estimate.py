@@ -83,6 +83,19 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
     vw = np.zeros_like(w)
     vb = np.zeros_like(b)
     onehot = np.eye(w.shape[1])[y]
+    with np.errstate(over="ignore", invalid="ignore"):
+        w, b = _sgd(h, onehot, w, b, vw, vb, rng, epochs, steps_per_epoch,
+                    total, batch_size, learning_rate, momentum, weight_decay)
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+        raise FloatingPointError(
+            "The linear classifier diverged (non-finite weights). The "
+            "embeddings are probably very large: lower learning_rate.")
+    return w, b
+
+
+def _sgd(h, onehot, w, b, vw, vb, rng, epochs, steps_per_epoch, total,
+         batch_size, learning_rate, momentum, weight_decay):
+    n = len(h)
     step = 0
     for _ in range(epochs):
         order = rng.permutation(n)
@@ -98,10 +111,6 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
             w = w - lr * vw
             b = b - lr * vb
             step += 1
-    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-        raise FloatingPointError(
-            "The linear classifier diverged (non-finite weights). The "
-            "embeddings are probably very large: lower learning_rate.")
     return w, b
 
 

@@ -127,7 +127,7 @@ import importlib.util, sys, numpy as np
 # Load store.py alone: importing the package would pull in TensorFlow.
 spec = importlib.util.spec_from_file_location("fh_store", sys.argv[2])
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
-store = mod.HistoryStore(sys.argv[1], fingerprint="fp") = HistoryStore(sys.argv[1], fingerprint="fp")
+store = mod.HistoryStore(sys.argv[1], fingerprint="fp")
 rng = np.random.default_rng(0)
 big = {"val_embeddings": rng.normal(size=(1500, 128)).astype("float32"),
        "val_labels": np.zeros(1500, "int32"),

@@ -1,0 +1,165 @@
+"""Feature-history estimate vs latest accuracy (thesis Figs 4.1, 4.3, 4.4).
+
+Trains N random configurations per data set to their full budget with a
+`FeatureHistory` recorder, then at 10/25/50% of the budget compares the
+proxy-ensemble estimate (K=10, thesis A.1) and the latest validation accuracy
+against the final test accuracy: mean absolute error and Kendall's tau.
+Per-configuration curves (latest, proxy at every epoch) are kept for the
+tabular search study (`fh_search.py --table`).
+
+Resumable: one JSON per configuration under --out/runs.
+
+    python reproductions/fh_estimation.py --smoke
+    python reproductions/fh_estimation.py --datasets fashion_mnist
+    python reproductions/fh_estimation.py --datasets cifar10
+    python reproductions/fh_estimation.py --summarize
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fh_common  # noqa: E402
+from keras_autolr import metrics  # noqa: E402
+from keras_autolr.feature_history import FeatureHistory  # noqa: E402
+from keras_autolr.feature_history import estimate as est  # noqa: E402
+
+FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def run_config(dataset, index, config, data, epochs, out, train_samples):
+    xt, yt, xv, yv, xs, ys = data
+    path = out / "runs" / f"{dataset}_{index:02d}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    keras.utils.set_random_seed(1000 + index)
+    model = fh_common.compile_model(
+        fh_common.build_model(config, xt.shape[1:]), config, epochs, len(xt))
+    h5 = out / "h5" / f"{dataset}_{index:02d}.h5"
+    recorder = FeatureHistory(h5, (xt, yt), (xv, yv),
+                              train_samples=train_samples, dtype="float16",
+                              overwrite=True, log_val_metrics=True)
+    t0 = time.perf_counter()
+    # No validation_data: the recorder logs val_accuracy from the embeddings.
+    hist = model.fit(xt, yt, epochs=epochs, batch_size=config["batch_size"],
+                     callbacks=[recorder], verbose=0)
+    train_s = time.perf_counter() - t0
+    latest = [float(v) for v in hist.history["val_accuracy"]]
+    proxy, est_s = [], []
+    for e in range(epochs):
+        t1 = time.perf_counter()
+        r = est.estimate_file(h5, k=10, upto_epoch=e, warn=False)
+        est_s.append(time.perf_counter() - t1)
+        proxy.append(r.accuracy)
+    test_acc = float(model.evaluate(xs, ys, verbose=0,
+                                    batch_size=1024)[1])
+    record = {
+        "dataset": dataset, "index": index, "config": config,
+        "epochs": epochs, "latest_val_accuracy": latest,
+        "proxy_accuracy": proxy, "final_test_accuracy": test_acc,
+        "final_val_accuracy": latest[-1], "train_seconds": train_s,
+        "epoch_seconds": train_s / epochs,
+        "estimate_seconds_median": float(np.median(est_s[9:] or est_s)),
+        "hdf5_bytes_per_epoch": recorder.store.nbytes_per_epoch(),
+        "train_samples": train_samples,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
+    recorder.store.delete()  # the curves are kept; the embeddings are big
+    return record
+
+
+def summarize(records, fractions=FRACTIONS):
+    rows = []
+    for dataset in sorted({r["dataset"] for r in records}):
+        rs = [r for r in records if r["dataset"] == dataset]
+        final = np.array([r["final_test_accuracy"] for r in rs])
+        for f in fractions:
+            e = max(1, int(round(f * rs[0]["epochs"]))) - 1
+            latest = np.array([r["latest_val_accuracy"][e] for r in rs])
+            proxy = np.array([r["proxy_accuracy"][e] for r in rs])
+            rows.append({
+                "dataset": dataset, "fraction": f, "epoch": e + 1,
+                "n_configs": len(rs),
+                "mae_latest": float(np.mean(np.abs(latest - final))),
+                "mae_proxy": float(np.mean(np.abs(proxy - final))),
+                "tau_latest": float(metrics.kendall_tau(latest, final)),
+                "tau_proxy": float(metrics.kendall_tau(proxy, final)),
+            })
+    return rows
+
+
+def markdown(rows):
+    lines = ["| data set | budget | epoch | configs | MAE latest | MAE proxy "
+             "| tau latest | tau proxy |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['fraction']:.0%} | {r['epoch']} | "
+            f"{r['n_configs']} | {r['mae_latest']:.4f} | {r['mae_proxy']:.4f}"
+            f" | {r['tau_latest']:.3f} | {r['tau_proxy']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--datasets", nargs="+",
+                   default=["fashion_mnist", "cifar10"])
+    p.add_argument("--configs", type=int, default=14)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--train-samples", type=int, default=2048)
+    p.add_argument("--out", default=None)
+    p.add_argument("--summarize", action="store_true",
+                   help="only rebuild the summary from the finished runs")
+    a = p.parse_args(argv)
+    size = "smoke" if a.smoke else "full"
+    if a.smoke:
+        a.configs, a.epochs, a.train_samples = 3, 4, 512
+    out = pathlib.Path(a.out or f"reproductions/results/fh_estimation"
+                       f"{'_smoke' if a.smoke else ''}")
+    if a.smoke and out.exists():
+        shutil.rmtree(out)
+    records = []
+    if a.summarize:
+        records = [json.loads(f.read_text())
+                   for f in sorted((out / "runs").glob("*.json"))]
+    for dataset in ([] if a.summarize else a.datasets):
+        data = fh_common.load_data(dataset, size)
+        rng = np.random.default_rng({"fashion_mnist": 1, "cifar10": 2}.get(
+            dataset, 3))
+        for i in range(a.configs):
+            config = fh_common.sample_config(rng, dataset)
+            r = run_config(dataset, i, config, data, a.epochs, out,
+                           a.train_samples)
+            records.append(r)
+            print(f"{dataset} {i:02d} {config['arch']} w{config['width']} "
+                  f"d{config['depth']} {config['optimizer']} "
+                  f"lr={config['learning_rate']:.4g}: final test "
+                  f"{r['final_test_accuracy']:.3f}, latest@25% "
+                  f"{r['latest_val_accuracy'][max(0, a.epochs // 4 - 1)]:.3f}"
+                  f", proxy@25% "
+                  f"{r['proxy_accuracy'][max(0, a.epochs // 4 - 1)]:.3f} "
+                  f"({r['epoch_seconds']:.2f} s/epoch)", flush=True)
+    rows = summarize(records)
+    table = markdown(rows)
+    print(table)
+    (out / "summary.json").write_text(json.dumps(rows, indent=1))
+    (out / "summary.md").write_text(table + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
