@@ -26,7 +26,8 @@ def add_parser(subparsers):
     m = sub.add_parser("meta-train", help="meta-train an MLR-SNet on an image or text task")
     m.add_argument("--task", choices=("image", "text"), default="image")
     m.add_argument("--data", default=None, help="data set (default cifar10 / ptb)")
-    m.add_argument("--data-dir", default=None, help="offline data folder (default $KERAS_AUTOLR_DATA or ../shared/data)")
+    m.add_argument("--data-dir", default=argparse.SUPPRESS,
+                   help="offline data folder (default $KERAS_AUTOLR_DATA or ../shared/data)")
     m.add_argument("--n-train", type=int, default=None, help="image: training subset size")
     m.add_argument("--n-tokens", type=int, default=None, help="text: training tokens used")
     m.add_argument("--epochs", type=int, default=30)
@@ -46,7 +47,7 @@ def add_parser(subparsers):
 def _meta_train_cmd(args):
     import os
 
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         os.environ["KERAS_AUTOLR_DATA"] = args.data_dir
     from keras_autolr.mlrsnet import recipes
     from keras_autolr.mlrsnet.meta_train import meta_train

@@ -176,13 +176,22 @@ class MLRSNetScheduler(InStepController):
             H = self.nets[0].hidden
             with lr_lib._strategy_scope(opt):
                 mk = lambda name, shape: opt.add_variable(shape=shape, initializer="zeros", dtype="float32", name=name)
-                self._state[key] = (
+                state = (
                     mk("mlrsnet_h", (1, H)), mk("mlrsnet_c", (1, H)),
                     mk("mlrsnet_gamma", ()), mk("mlrsnet_scale", ()),
                 )
+                # The active net's weights are state too (not constants of the
+                # compiled step), so a checkpoint swap is a plain assignment.
+                theta = [mk(f"mlrsnet_theta_{i}", tuple(v.shape)) for i, v in enumerate(self.nets[0].params)]
+            self._state[key] = (state, theta)
+            self._load_theta(theta, self._active)
             if self.gamma != "auto":
-                self._state[key][2].assign(float(self.gamma))
+                state[2].assign(float(self.gamma))
         return self._state[key]
+
+    def _load_theta(self, theta, index):
+        for var, w in zip(theta, self.nets[index].params):
+            var.assign(w.value)
 
     def _resolve_sizes(self):
         width = _output_dim(self.model)
@@ -212,7 +221,7 @@ class MLRSNetScheduler(InStepController):
         super().on_train_begin(logs)
         self._opt = lr_lib.base_optimizer(self.model.optimizer)
         self._resolve_sizes()
-        self._vars = self._state_vars(self._opt)
+        self._vars, self._theta = self._state_vars(self._opt)
         if self.gamma != "auto" and float(ops.convert_to_numpy(self._vars[2])) <= 0:
             self._vars[2].assign(float(self.gamma))
         relative = self.scale == "relative" or (
@@ -231,7 +240,7 @@ class MLRSNetScheduler(InStepController):
         """
         prev_lr = lr_lib.learning_rate_tensor(self._opt)
         h, c, g, k = self._vars
-        params = [ops.convert_to_tensor(v) for v in self.nets[self._active].params]
+        params = [v.value for v in self._theta]
         lr, h2, c2, g2, k2, finite = controller_update(
             params, loss, h.value, c.value, g.value, k.value, prev_lr,
             norm=self._norm, num_classes=self._classes, relative=self._relative, min_lr=self.min_lr,
@@ -253,8 +262,7 @@ class MLRSNetScheduler(InStepController):
             self._active = target
             if self._classes and self._last_loss is not None and math.isfinite(self._last_loss):
                 self._vars[2].assign(gamma_lib.gamma_from_loss(self._last_loss, self._classes))
-            # The net's weights are compiled into the step (JAX): rebuild it.
-            self.model.make_train_function(force=True)
+            self._load_theta(self._theta, target)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
