@@ -232,6 +232,7 @@ def main(argv=None):
     if args.smoke:
         args.n_train, args.n_val, args.n_test = 256, 128, 256
         args.width, args.epochs, args.patience = 0.125, 2, 1
+        args.optimizers = "sgd_momentum"
     args.discard_lr = {"sgd_momentum": 0.01, "adam": 0.001}  # thesis's best grid LRs
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -239,13 +240,13 @@ def main(argv=None):
     data = datasets.load(args.dataset, **kwargs)
     only = set(filter(None, args.only.split(",")))
     jobs = []
-    for opt in args.optimizers.split(","):
-        for lr in GRID:
-            jobs.append((f"baseline_{opt}_{lr:g}", lambda o=opt, l=lr: run_baseline(args, data, o, l), "baseline"))
     for opt in args.mcv_optimizers.split(","):
         for method, opts in MCV_RUNS:
             name = f"mcv_{opt}_{method}" + "".join(f"_{k}{v}" for k, v in opts.items())
             jobs.append((name, lambda o=opt, m=method, k=opts: run_mcv(args, data, o, m, k), method))
+    for opt in args.optimizers.split(","):
+        for lr in GRID:
+            jobs.append((f"baseline_{opt}_{lr:g}", lambda o=opt, l=lr: run_baseline(args, data, o, l), "baseline"))
     results = []
     for name, job, group in jobs:
         if only and group not in only:
