@@ -15,7 +15,7 @@ Baselines are thin wrappers over Keras built-ins (nothing re-implemented):
 | `exponential` | ED | `ExponentialDecay`, gamma per epoch, staircase |
 | `multistep` | MultiStep | `PiecewiseConstantDecay`, x0.1 at milestones |
 | `plateau` | - | `ReduceLROnPlateau` |
-| `schedule_free` | - | `ScheduleFreeAdamW` (ignores `optimizer`) |
+| `schedule_free` | - | `ScheduleFreeAdamW` (ignores `optimizer`; with the TF-backend fix of `keras_autolr.schedule_free`) |
 
 Non-finite losses: every setup includes `keras.callbacks.TerminateOnNaN`, so a
 diverging run stops at the first NaN/inf batch loss instead of training on
@@ -213,7 +213,9 @@ def _plateau(ctx):
 
 @register("schedule_free")
 def _schedule_free(ctx):
-    opt = keras.optimizers.ScheduleFreeAdamW(
+    from keras_autolr.schedule_free import ScheduleFreeAdamW
+
+    opt = ScheduleFreeAdamW(
         learning_rate=ctx.initial_lr,
         warmup_steps=int(ctx.options.get("warmup_steps", 0)),
     )

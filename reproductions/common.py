@@ -1,0 +1,46 @@
+"""Shared command line for grid reproductions (method x initial LR x seed).
+
+Every script built on `grid_main` takes `--smoke` (seconds, run by CI),
+`--size small` (the CPU-sized default) or `--size full` (the paper's sizes, for
+a GPU; e.g. `KERAS_BACKEND=jax`), `--seeds`, `--methods`, `--lrs`, `--epochs`
+and `--out`. Runs are resumable (finished runs are skipped); each run's JSON,
+`table.md` (papers' format) and `curves.png` land in `--out`, together with
+`COMMAND` (the exact command line that produced them).
+"""
+
+import argparse
+import os
+import pathlib
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def grid_main(description, task, methods, initial_lrs, seeds, default_out, options=None,
+              optimizer=None, argv=None, title=None):
+    from keras_autolr import experiment
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--smoke", action="store_true", help="tiny size for CI (overrides --size)")
+    ap.add_argument("--size", default="small", choices=["smoke", "small", "full"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    ap.add_argument("--methods", nargs="+", default=list(methods))
+    ap.add_argument("--lrs", type=float, nargs="+", default=list(initial_lrs))
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--out", default=str(default_out))
+    a = ap.parse_args(argv)
+    size = "smoke" if a.smoke else a.size
+    seeds = a.seeds[:1] if a.smoke else a.seeds
+    out = pathlib.Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "COMMAND").write_text(" ".join(shlex.quote(x) for x in [sys.executable.split("/")[-1], *sys.argv]) + "\n")
+    print(f"{description}: {task}, size {size}, methods {a.methods}, LRs {a.lrs}, seeds {seeds} -> {out}")
+    records = experiment.run_grid(task, a.methods, a.lrs, seeds, out, size=size, epochs=a.epochs,
+                                  optimizer=optimizer, options=options)
+    table = experiment.markdown_table(records)
+    header = f"# {title or description}\n\nTask `{task}`, size `{size}`, seeds {seeds}.\n\n"
+    (out / "table.md").write_text(header + table + "\n")
+    experiment.plot_curves(records, out / "curves.png", title=title or description)
+    print(table)
+    return records

@@ -1,0 +1,21 @@
+"""Every reproduction script runs end to end at its --smoke size (as CI does)."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(p for p in (ROOT / "reproductions").glob("*.py") if p.name not in ("common.py", "__init__.py")
+                 and not p.name.startswith("_"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_reproduction_smoke(script, tmp_path):
+    out = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    produced = list((tmp_path / "out").rglob("*"))
+    assert any(p.suffix in (".md", ".json") for p in produced), "a reproduction must write results"
