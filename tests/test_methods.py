@@ -6,6 +6,8 @@ from keras_autolr import lr as lr_lib
 from keras_autolr import methods
 from tests.conftest import tiny_model, tiny_regression
 
+pytestmark = pytest.mark.jax
+
 
 def _lrs(setup, epochs, spe=4):
     x, y = tiny_regression(n=16 * spe)

@@ -5,6 +5,8 @@ import pytest
 
 from keras_autolr import metrics
 
+pytestmark = pytest.mark.jax
+
 
 def test_convergence_threshold_is_worst_best():
     curves = [[0.1, 0.5, 0.9], [0.2, 0.7, 0.6], [0.3, 0.8]]
