@@ -190,8 +190,10 @@ class MLRSNetScheduler(InStepController):
         return self._state[key]
 
     def _load_theta(self, theta, index):
+        # Copy through numpy: on JAX the compiled step donates its state
+        # buffers, which must not alias the net's own weights.
         for var, w in zip(theta, self.nets[index].params):
-            var.assign(w.value)
+            var.assign(ops.convert_to_numpy(w))
 
     def _resolve_sizes(self):
         width = _output_dim(self.model)
