@@ -193,3 +193,19 @@ def test_jax_backend_controller_and_schedule():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_controller_under_loss_scale_optimizer_and_mixed_precision():
+    x, y = tiny_regression()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = tiny_model()
+        sched = keras.optimizers.schedules.ExponentialDecay(0.01, 1000, 0.9)
+        opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(sched))
+        model.compile(optimizer=opt, loss="mse")
+        cb = _SetAtEpoch(1e-3)
+        hist = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert hist.history["learning_rate"][1] == pytest.approx(1e-3, rel=0.01)
+    assert isinstance(opt.inner_optimizer._learning_rate, lr_lib.ScaledSchedule)
