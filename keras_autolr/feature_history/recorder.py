@@ -18,6 +18,7 @@ estimate_file("run.h5").accuracy
 """
 
 import collections
+import copy
 import hashlib
 import json
 import warnings
@@ -205,6 +206,17 @@ class FeatureHistory(keras.callbacks.Callback):
         self.failed_epochs = []
         self.recent = collections.deque(maxlen=max(1, self.keep_in_memory))
         self.last_recorded_epoch = None
+
+    def __deepcopy__(self, memo):
+        # Search engines deep-copy callbacks per trial; the (read-only) data
+        # arrays are shared instead of copied.
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        shared = ("train_data", "validation_data", "_x_all")
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value if key in shared else copy.deepcopy(
+                value, memo)
+        return new
 
     # -- setup -------------------------------------------------------------
     def _subsample(self, n):
