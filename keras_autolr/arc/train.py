@@ -105,6 +105,7 @@ def train_controller(data, out, epochs=300, batch_size=128, learning_rate=1e-4,
             log(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f} held-out w_acc "
                 f"{res['weighted_accuracy']:.4f} (best {best:.4f} @ {best_epoch}) {time.time() - t0:.0f}s")
     best_model = load_controller(out)
+    best_model.save(out)  # re-saved uncompiled: no optimizer state in the shipped file
     report = {
         "data": str(data),
         "samples": int(len(y)),
