@@ -7,7 +7,7 @@ initial LRs 1e-2 / 1e-3 / 1e-4. Reports best validation accuracy and
 convergence step (mean ± std over seeds) and ARC Figure 3 style plots.
 
 Sizes:
-    --smoke: 512 images, width-4 net, 2 epochs, 1 seed (CI, about a minute).
+    --smoke: 512 images, width-4 net, 2 epochs, 1 seed, middle LR only (CI).
     default (CPU): 3,000-image subset, width-8 ResNet-9, 15 epochs, seeds from --seeds.
     --full: the paper's setting (45k/5k split, width 64, 30 epochs, 5 seeds); GPU.
 
@@ -51,14 +51,15 @@ def main(argv=None):
     g.add_argument("--full", action="store_true")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default 1 CPU, 5 full)")
     p.add_argument("--methods", nargs="*", default=METHODS)
-    p.add_argument("--lrs", nargs="*", type=float, default=LRS)
+    p.add_argument("--lrs", nargs="*", type=float, default=None, help="default: all three (smoke: the middle one)")
     p.add_argument("--controller", default=None, help="ARC controller (default: shipped)")
     args = p.parse_args(argv)
     size = "smoke" if args.smoke else "full" if args.full else "small"
+    lrs = args.lrs or ([LRS[1]] if args.smoke else LRS)
     seeds = list(range(args.seeds or (5 if args.full else 1)))
     opts = {"arc": {"frequency": 1 if args.smoke else 3, "controller": args.controller},
             "exponential": {"gamma": 0.9}}
-    records = experiment.run_grid(TASK, args.methods, args.lrs, seeds, args.out, size=size,
+    records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
                                   optimizer="adam", options=opts)
     # The paper's table compares ARC with BLR, CCD and ED only; the convergence
     # threshold (worst best score at each LR) is taken over those. A second table
