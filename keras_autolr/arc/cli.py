@@ -22,7 +22,7 @@ def _generate(args):
         return 0
     samples = generate.generate(
         args.out, args.chains, shard=args.shard, tasks=args.tasks or None,
-        base_seed=args.seed, time_limit=args.time_limit,
+        base_seed=args.seed, time_limit=args.time_limit, large=args.large,
         log=lambda s: print(s, flush=True),
     )
     print(f"{args.out}: {samples} decisions (before correction)")
@@ -69,6 +69,7 @@ def add_parser(subparsers):
     g.add_argument("--tasks", nargs="*", help="zoo task names (default: all)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    g.add_argument("--large", action="store_true", help="8x data per epoch (GPU users)")
     g.add_argument("--merge", nargs="*", help="merge these shard files into --out instead")
     g.set_defaults(func=_generate)
 

@@ -204,10 +204,11 @@ def _write_chain(f, chain_id, rec, base_seed):
     f.flush()
 
 
-def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None):
+def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None, large=False):
     """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
 
-    Chain `c` trains task `tasks[c % len(tasks)]`. Returns the number of
+    Chain `c` trains task `tasks[c % len(tasks)]` (its `large` variant if
+    `large`; keep one setting per file). Returns the number of
     samples (decisions) in the file.
     """
     i, k = parse_shard(shard)
@@ -225,7 +226,7 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
                 log(f"time limit reached after {time.time() - start:.0f}s")
                 break
             t0 = time.time()
-            task = zoo.get_task(tasks[c % len(tasks)])
+            task = zoo.get_task(tasks[c % len(tasks)], large=large)
             rec = run_chain(task, c, base_seed)
             _write_chain(f, c, rec, base_seed)
             log(

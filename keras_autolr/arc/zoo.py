@@ -3,8 +3,9 @@
 Every task runs offline and is deliberately small: an "epoch" is a fixed,
 short number of steps (`steps_per_epoch` batches of `batch_size`) so one CPU
 core produces hundreds of labelled samples an hour. The zoo is disjoint from
-the evaluation tasks (CIFAR-10 and PTB). Larger variants of the tasks
-(`large=True`: more steps per epoch, wider nets) are meant for GPU users.
+the evaluation tasks (CIFAR-10 and PTB). Larger variants (`large=True`, CLI
+`--large`: 4x the steps per epoch at twice the batch size, i.e. 8x the data
+per epoch, closer to real epochs) are meant for GPU users.
 
 Each task gives its initial-LR range for adaptive optimizers (Adam, RMSprop);
 SGD draws from the same range times `sgd_scale`, since plain SGD needs larger
@@ -270,10 +271,14 @@ def names():
     return list(TASKS)
 
 
-def get_task(name):
+def get_task(name, large=False):
+    """The zoo task `name`; `large=True` gives its 8x-data-per-epoch variant."""
     if name not in TASKS:
         raise KeyError(f"Unknown ARC zoo task {name!r}; choose one of {names()}.")
-    return TASKS[name]
+    task = TASKS[name]
+    if large:
+        task = dataclasses.replace(task, batch_size=2 * task.batch_size, steps_per_epoch=4 * task.steps_per_epoch)
+    return task
 
 
 def make_loss(name):

@@ -94,3 +94,10 @@ def test_zoo_has_at_least_eight_tasks_disjoint_from_evaluation():
     assert not any("cifar" in n or "ptb" in n for n in zoo.names())
     for t in zoo.TASKS.values():
         assert 0 < t.lr_range[0] < t.lr_range[1]
+
+
+def test_large_variant_has_longer_epochs():
+    small, large = zoo.get_task("digits_cnn"), zoo.get_task("digits_cnn", large=True)
+    assert large.steps_per_epoch * large.batch_size == 8 * small.steps_per_epoch * small.batch_size
+    with pytest.raises(KeyError, match="choose one of"):
+        zoo.get_task("cifar10")
