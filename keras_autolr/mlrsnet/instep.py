@@ -6,7 +6,9 @@ compiled step, to avoid a host round trip and a one-step lag. Keras callbacks
 only run between steps, so `InStepController.install()` (call it from
 `on_train_begin`) swaps the model instance's `train_step` for a copy of
 Keras's own TensorFlow or JAX step that calls `self.step_update(loss, grads,
-weights)` before applying the gradients; `on_train_end` restores Keras's step.
+weights)` before applying the gradients. The step stays installed after `fit`,
+so later fits with the same controller reuse the compiled step (no retrace);
+`uninstall()` gives the model Keras's own step back.
 
 Subclasses keep their state in variables created with
 `optimizer.add_variable`, so the state is part of the compiled training state
@@ -78,9 +80,20 @@ class InStepController(LearningRateController):
                 f"{type(self).__name__} supports the TensorFlow and JAX backends, not {backend!r}."
             )
         self._opt = lr_lib.base_optimizer(self.model.optimizer)
+        current = self.model.__dict__.get("train_step")
+        if (getattr(current, "__func__", None) is step and self.model.__dict__.get("_instep_controller") is self
+                and self.model.train_function is not None):
+            return  # installed by an earlier fit with this controller: reuse the compiled step
         self.model._instep_controller = self
         self.model.train_step = types.MethodType(step, self.model)
         self.model.make_train_function(force=True)
+
+    def uninstall(self):
+        """Gives the model Keras's own train step back (next fit retraces)."""
+        if "train_step" in self.model.__dict__:
+            del self.model.__dict__["train_step"]
+        self.model.train_function = None
+        self.model.__dict__.pop("_instep_controller", None)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.record_every and batch % self.record_every == 0 and logs and "step_lr" in logs:
@@ -91,12 +104,6 @@ class InStepController(LearningRateController):
         if logs is not None:
             logs.pop("step_lr", None)
 
-    def on_train_end(self, logs=None):
-        # Give the model Keras's own step back for later fits without us.
-        if "train_step" in self.model.__dict__:
-            del self.model.__dict__["train_step"]
-        self.model.train_function = None
-        self.model.__dict__.pop("_instep_controller", None)
 
 
 def _tf_train_step(self, data):

@@ -11,7 +11,7 @@ non-trainable optimizer variables, so it persists across batches and epochs
 
 How it installs: `on_train_begin` replaces the model instance's `train_step`
 with an MLR-SNet-aware copy of Keras's own (TensorFlow or JAX flavour) and
-rebuilds the train function; `on_train_end` restores Keras's step. Any Keras
+rebuilds the train function (kept for later fits; `uninstall()` restores Keras's step). Any Keras
 model compiled with a float-LR or schedule optimizer works.
 
 LR scale (`scale`):
@@ -45,7 +45,10 @@ model.fit(x, y, epochs=10, callbacks=[MLRSNetScheduler("image")])
 
 Args:
     net: an `MLRSNet`, a path to a `.keras` file, or "image" / "text" for the
-        nets shipped in `saved_controllers/`.
+        nets shipped in `saved_controllers/` (these use the shipped early /
+        middle / late checkpoints with the swap, as the reference's
+        meta-test does: the final net alone is a "late" net that predicts the
+        small LRs of the end of training).
     task: "image" or "text"; checked against the net's mode (None: trust it).
     gamma: "auto" or a positive float.
     num_classes: class count for the image gamma rule (None: the model's
@@ -71,7 +74,7 @@ from keras_autolr.mlrsnet.instep import InStepController, sanitize
 from keras_autolr.mlrsnet import gamma as gamma_lib
 from keras_autolr.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
 
-__all__ = ["MLRSNetScheduler", "shipped_net_path", "controller_update"]
+__all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "controller_update"]
 
 SAVED = pathlib.Path(__file__).resolve().parents[2] / "saved_controllers"
 
@@ -85,6 +88,18 @@ def shipped_net_path(kind):
             f"`keras-autolr mlrsnet meta-train --task {kind} --out {path}`."
         )
     return path
+
+
+def shipped_checkpoints(kind):
+    """The shipped early / middle / late nets of `kind` for the checkpoint swap.
+
+    Falls back to the final net alone when the stage files are missing.
+    """
+    late = shipped_net_path(kind)
+    stages = [SAVED / f"mlrsnet_{kind}_early.keras", SAVED / f"mlrsnet_{kind}_middle.keras"]
+    if all(p.exists() for p in stages):
+        return [*stages, late]
+    return [late]
 
 
 def _resolve(net):
@@ -142,6 +157,9 @@ class MLRSNetScheduler(InStepController):
     def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
                  scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0):
         super().__init__()
+        if checkpoints is None and isinstance(net, str) and net in ("image", "text"):
+            # The reference's meta-test: early/middle/late nets swapped at 1/3, 2/3.
+            checkpoints = shipped_checkpoints(net)
         self.nets = [_resolve(n) for n in (checkpoints or [net])]
         for n in self.nets:
             check_mode(n, task)

@@ -56,7 +56,9 @@ def test_state_persists_across_epochs_and_fits():
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[cb])
     h2 = keras.ops.convert_to_numpy(cb._vars[0])
     assert not np.allclose(h1, h2)
-    # Keras's own train step is restored after fit
+    # the compiled step is reused by the next fit, and can be removed
+    assert "train_step" in model.__dict__
+    cb.uninstall()
     assert "train_step" not in model.__dict__
     cb.reset_state()
     assert np.abs(keras.ops.convert_to_numpy(cb._vars[0])).sum() == 0
@@ -192,3 +194,16 @@ def test_text_net_normalises_by_log_vocab():
     # first LR = gamma * p(L0 / log V), L0 ~ log V at init -> input ~ 1
     p, _, _ = numpy_step(net.get_weights(), np.float32(1.0), np.zeros((1, net.hidden)), np.zeros((1, net.hidden)))
     assert cb.lr_history[0] == pytest.approx(2.0 * float(p[0]), rel=0.05)
+
+
+def test_shipped_image_net_uses_reference_checkpoint_swap():
+    from keras_autolr.mlrsnet.scheduler import SAVED
+
+    if not (SAVED / "mlrsnet_image.keras").exists():
+        pytest.skip("shipped image net not built")
+    cb = MLRSNetScheduler("image")
+    assert cb.mode == "image"
+    expected = 3 if (SAVED / "mlrsnet_image_early.keras").exists() else 1
+    assert len(cb.nets) == expected
+    with pytest.raises(ModeMismatchError):
+        MLRSNetScheduler("image", task="text")
