@@ -53,11 +53,13 @@ def main(argv=None):
     p.add_argument("--methods", nargs="*", default=METHODS)
     p.add_argument("--lrs", nargs="*", type=float, default=None, help="default: all three (smoke: the middle one)")
     p.add_argument("--controller", default=None, help="ARC controller (default: shipped)")
+    p.add_argument("--no-val", action="store_true", help="ARC ignores the validation loss (use_validation=False)")
     args = p.parse_args(argv)
     size = "smoke" if args.smoke else "full" if args.full else "small"
     lrs = args.lrs or ([LRS[1]] if args.smoke else LRS)
     seeds = list(range(args.seeds or (5 if args.full else 1)))
-    opts = {"arc": {"frequency": 1 if args.smoke else 3, "controller": args.controller},
+    opts = {"arc": {"frequency": 1 if args.smoke else 3, "controller": args.controller,
+                    "use_validation": not args.no_val},
             "exponential": {"gamma": 0.9}}
     records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
                                   optimizer="adam", options=opts)

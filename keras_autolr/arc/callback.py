@@ -23,6 +23,10 @@ Args:
     frequency: epochs per cycle (an int >= 1), or `"auto"` (default) for
         about 10 decisions over the run, as the paper's section 5 recommends:
         `max(1, epochs // 10)`. The paper's CIFAR-10 setting is 3 (30 epochs).
+    use_validation: `False` hides the validation loss from the controller
+        (its column is zeroed, as for a fit without validation data); useful
+        when validation loss is much noisier than training loss (e.g. early
+        BatchNorm statistics on short epochs).
     verbose: 1 prints each decision.
 
 Logs written every epoch (for `History`, `CSVLogger`, `TensorBoard`):
@@ -69,7 +73,7 @@ def auto_frequency(epochs, decisions=10):
 class ARC(LearningRateController):
     __doc__ = __doc__
 
-    def __init__(self, controller=None, frequency="auto", verbose=0):
+    def __init__(self, controller=None, frequency="auto", use_validation=True, verbose=0):
         super().__init__()
         if frequency != "auto":
             if isinstance(frequency, bool) or not isinstance(frequency, (int, np.integer)) or frequency < 1:
@@ -86,6 +90,7 @@ class ARC(LearningRateController):
             controller_lib.check_controller(controller)
         self.controller = controller
         self.frequency = frequency
+        self.use_validation = bool(use_validation)
         self.verbose = verbose
         self._predictor = None
         self.decisions = []
@@ -186,7 +191,7 @@ class ARC(LearningRateController):
         if not cycles:
             return None
         vals = [c[1] for c in cycles]
-        val_losses = None if any(v is None for v in vals) else vals
+        val_losses = None if not self.use_validation or any(v is None for v in vals) else vals
         return build_window([c[0] for c in cycles], val_losses, [c[2] for c in cycles])
 
     def _decide(self, epoch):
@@ -233,7 +238,8 @@ class ARC(LearningRateController):
         """
         ctrl = self.controller
         path = os.fspath(ctrl) if isinstance(ctrl, (str, os.PathLike)) else None
-        return {"controller": path, "frequency": self.frequency, "verbose": self.verbose}
+        return {"controller": path, "frequency": self.frequency,
+                "use_validation": self.use_validation, "verbose": self.verbose}
 
     @classmethod
     def from_config(cls, config):

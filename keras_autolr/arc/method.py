@@ -1,7 +1,8 @@
 """Registers ARC as the learning-rate method `"arc"` in `keras_autolr.methods`.
 
 Options (via `make_setup("arc", ..., frequency=3, controller=path, verbose=1)`):
-`frequency` (default "auto"), `controller` (default: the shipped one), `verbose`.
+`frequency` (default "auto"), `controller` (default: the shipped one),
+`use_validation` (default True), `verbose`.
 
 Example:
 
@@ -20,6 +21,7 @@ def arc_method(ctx):
     cb = ARC(
         controller=ctx.options.get("controller"),
         frequency=ctx.options.get("frequency", "auto"),
+        use_validation=ctx.options.get("use_validation", True),
         verbose=ctx.options.get("verbose", 0),
     )
     return Setup(make_optimizer(ctx.optimizer, ctx.initial_lr), [cb])

@@ -124,7 +124,16 @@ def test_config_round_trip(tmp_path):
     build_controller(seed=0).save(path)
     cb = ARC(str(path), frequency=4, verbose=1)
     cb2 = ARC.from_config(cb.get_config())
-    assert cb2.get_config() == cb.get_config() == {"controller": str(path), "frequency": 4, "verbose": 1}
+    assert cb2.get_config() == cb.get_config() == {
+        "controller": str(path), "frequency": 4, "use_validation": True, "verbose": 1}
+    assert ARC.from_config(ARC(use_validation=False).get_config()).use_validation is False
+
+
+def test_use_validation_false_hides_val_column():
+    x, y = _data()
+    cb = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1, use_validation=False)
+    _model().fit(x, y, epochs=2, validation_split=0.25, verbose=0, callbacks=[cb])
+    assert (cb.window()[:, 1] == 0).all() and cb._cycles[0][1]  # val recorded, not shown
 
 
 def test_bad_arguments():
