@@ -54,7 +54,7 @@ def _meta_train_cmd(args):
 
     if args.task == "image":
         x, y, xt, yt, C = recipes.image_data(args.data or "cifar10", n_train=args.n_train, n_test=2000, seed=args.seed)
-        model = recipes.small_cnn(x.shape[1:], C, width=args.width, seed=args.seed)
+        model = recipes.small_cnn(x.shape[1:], C, width=args.width, seed=args.seed)  # BN momentum 0.99
         kwargs = dict(num_classes=C, batch_size=args.batch_size or 128, t_val=args.t_val or 20,
                       momentum=0.0, weight_decay=5e-4)
     else:
