@@ -148,8 +148,8 @@ class FeatureHistory(keras.callbacks.Callback):
         chunk_rows: HDF5 chunk height of embedding arrays.
         compression: `None` or an h5py filter (`"gzip"`, `"lzf"`).
         batch_size: batch size of the extra forward passes.
-        every: record every `every` epochs (the last epoch of a fit is
-            recorded in any case only if it falls on this grid).
+        every: record epochs `e` with `(e + 1) % every == 0` (a
+            `ProxyAccuracy` due at another epoch records that one too).
         on_error: what a write error (disk full, permission) does:
             `"continue"` warns and keeps training, `"stop"` warns and stops
             training. Earlier epochs are never touched.
