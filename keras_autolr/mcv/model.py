@@ -195,12 +195,22 @@ class MCVModel(keras.Model):
         return cls(**config)
 
     def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, adding an `MCVController` if none is given."""
-        from keras_autolr.mcv.callbacks import MCVController
+        """`keras.Model.fit` with MCV's callbacks added when missing.
+
+        Adds an `MCVController` (the epoch decisions), `TerminateOnNaN` and an
+        `MCVStopping` without patience, so a non-finite loss always stops
+        training and restores the best epoch's weights (pass your own
+        `MCVStopping(patience=...)` for the thesis's patience rule).
+        """
+        from keras_autolr.mcv.callbacks import MCVController, MCVStopping
 
         callbacks = list(callbacks or [])
         if not any(isinstance(c, MCVController) for c in callbacks):
             callbacks.insert(0, MCVController())
+        if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+            callbacks.append(keras.callbacks.TerminateOnNaN())
+        if not any(isinstance(c, MCVStopping) for c in callbacks):
+            callbacks.append(MCVStopping(patience=2**31 - 1))
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     # -- candidates (host side, once per epoch) --------------------------------

@@ -104,6 +104,19 @@ def test_all_candidates_nonfinite_stops_and_restores_best_epoch():
         np.testing.assert_array_equal(a, b)
 
 
+def test_default_fit_guards_against_divergence():
+    """Without any callback, a diverging run stops and keeps the last finite weights."""
+    x, y = _data()
+    inner = _inner()
+    model = _compile(MCVModel(inner, method="method1", factors=FACTORS,
+                              initial_candidates=[1e30, 1e25]), lr=0.01)
+    start = [w.copy() for w in inner.get_weights()]
+    hist = model.fit(x, y, batch_size=64, epochs=4, verbose=0)
+    assert len(hist.history["loss"]) == 1
+    for a, b in zip(start, inner.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_stopping_patience_restores_best_weights():
     model = _inner()
     model.stop_training = False

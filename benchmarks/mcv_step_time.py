@@ -1,0 +1,100 @@
+"""MCV step time vs a plain `train_step`, next to the theoretical ratio.
+
+For each MCV method, times `fit` epochs of `MCVModel` and of the same model
+trained plainly, on the same incoming batches (batch B: the plain step trains on
+B examples, MCV trains on B/2 and validates on B/2). The first epoch (tracing /
+compilation) is excluded; the median over the remaining epochs is reported.
+
+Theoretical ratios (see `keras_autolr.mcv.cost`):
+* `table`: Table 4.1's (#forward + #backward) over the baseline's 2, i.e. as if
+  every pass ran on a full batch (the thesis's accounting);
+* `weighted`: passes on half batches, backward = 2 forwards, optimizer steps free.
+
+Usage:
+
+    python benchmarks/mcv_step_time.py                      # TensorFlow, CPU
+    KERAS_BACKEND=jax python benchmarks/mcv_step_time.py    # JAX (vmap over candidates)
+    KERAS_BACKEND=jax python benchmarks/mcv_step_time.py --no-vectorize
+"""
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_autolr.mcv import MCVModel  # noqa: E402
+from keras_autolr.mcv import cost as cost_lib  # noqa: E402
+
+RUNS = [("discard", {}), ("voting", {}), ("method1", {}), ("method2", {"alpha": 0.5}), ("method3", {})]
+
+
+class _Timer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def build(width, input_shape, classes=10):
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for c in (width, 2 * width, 4 * width):
+        x = keras.layers.Conv2D(c, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(8 * width, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes)(x))
+
+
+def time_fit(model, x, y, batch, epochs):
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    timer = _Timer()
+    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
+    return statistics.median(timer.times[1:]) / (len(x) // batch)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=4, help="first one excluded")
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--no-vectorize", action="store_true", help="JAX: unrolled loop instead of vmap")
+    a = p.parse_args(argv)
+    rng = np.random.default_rng(0)
+    n = a.batch * a.steps
+    x = rng.normal(size=(n, a.size, a.size, 3)).astype("float32")
+    y = rng.integers(0, 10, size=n).astype("int32")
+    keras.utils.set_random_seed(0)
+    plain = time_fit(build(a.width, x.shape[1:]), x, y, a.batch, a.epochs)
+    print(f"backend {keras.backend.backend()}, batch {a.batch}, CNN width {a.width}, "
+          f"{a.size}x{a.size} input; plain step {1000 * plain:.2f} ms (median of {a.epochs - 1} epochs)")
+    print("| method | candidates | step ms | measured ratio | table ratio | weighted ratio |")
+    print("|---|---|---|---|---|---|")
+    for method, opts in RUNS:
+        keras.utils.set_random_seed(0)
+        model = MCVModel(build(a.width, x.shape[1:]), method=method, **opts)
+        model.vectorize = not a.no_vectorize
+        t = time_fit(model, x, y, a.batch, a.epochs)
+        k = 1 if method == "discard" else model.num_slots
+        print(f"| {method}{' a=0.5' if opts else ''} | {k if method != 'discard' else '-'} | {1000 * t:.2f} | "
+              f"{t / plain:.2f} | {cost_lib.table_ratio(method, k):.1f} | "
+              f"{cost_lib.weighted_ratio(method, k):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
