@@ -2,8 +2,10 @@
 
 For each MCV method, times `fit` epochs of `MCVModel` and of the same model
 trained plainly, on the same incoming batches (batch B: the plain step trains on
-B examples, MCV trains on B/2 and validates on B/2). The first epoch (tracing /
-compilation) is excluded; the median over the remaining epochs is reported.
+B examples, MCV trains on B/2 and validates on B/2). Plain and MCV epochs
+alternate (this machine's speed drifts); a warm-up epoch of each (tracing /
+compilation) is excluded; the ratio of medians and the ratio of minima (the
+least-disturbed epochs, robust to other jobs on a shared machine) are reported.
 
 Theoretical ratios (see `keras_autolr.mcv.cost`):
 * `table`: Table 4.1's (#forward + #backward) over the baseline's 2, i.e. as if
@@ -58,19 +60,35 @@ def build(width, input_shape, classes=10):
     return keras.Model(inputs, keras.layers.Dense(classes)(x))
 
 
-def time_fit(model, x, y, batch, epochs):
+def _compile(model):
     model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _epoch_time(model, x, y, batch):
     timer = _Timer()
-    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0, callbacks=[timer])
-    return statistics.median(timer.times[1:]) / (len(x) // batch)
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+    return timer.times[0] / (len(x) // batch)
+
+
+def paired_times(plain, mcv, x, y, batch, rounds):
+    """Alternates one plain epoch and one MCV epoch (the machine's speed drifts),
+    after one warm-up epoch each (tracing and compilation excluded)."""
+    _epoch_time(plain, x, y, batch)
+    _epoch_time(mcv, x, y, batch)
+    tp, tm = [], []
+    for _ in range(rounds):
+        tp.append(_epoch_time(plain, x, y, batch))
+        tm.append(_epoch_time(mcv, x, y, batch))
+    return statistics.median(tp), statistics.median(tm), min(tp), min(tm)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--epochs", type=int, default=4, help="first one excluded")
+    p.add_argument("--rounds", type=int, default=5, help="timed epochs per model (after a warm-up)")
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--no-vectorize", action="store_true", help="JAX: unrolled loop instead of vmap")
@@ -80,19 +98,22 @@ def main(argv=None):
     x = rng.normal(size=(n, a.size, a.size, 3)).astype("float32")
     y = rng.integers(0, 10, size=n).astype("int32")
     keras.utils.set_random_seed(0)
-    plain = time_fit(build(a.width, x.shape[1:]), x, y, a.batch, a.epochs)
+    plain_model = _compile(build(a.width, x.shape[1:]))
     print(f"backend {keras.backend.backend()}, batch {a.batch}, CNN width {a.width}, "
-          f"{a.size}x{a.size} input; plain step {1000 * plain:.2f} ms (median of {a.epochs - 1} epochs)")
-    print("| method | candidates | step ms | measured ratio | table ratio | weighted ratio |")
-    print("|---|---|---|---|---|---|")
+          f"{a.size}x{a.size} input, {a.steps} steps per epoch, median of {a.rounds} alternating "
+          f"epochs{' (JAX: unrolled loop, no vmap)' if a.no_vectorize else ''}")
+    print("| method | candidates | plain step ms | MCV step ms | measured ratio (median) | ratio of minima "
+          "| table ratio | weighted ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for method, opts in RUNS:
         keras.utils.set_random_seed(0)
         model = MCVModel(build(a.width, x.shape[1:]), method=method, **opts)
         model.vectorize = not a.no_vectorize
-        t = time_fit(model, x, y, a.batch, a.epochs)
+        plain, t, plain_min, t_min = paired_times(plain_model, _compile(model), x, y, a.batch, a.rounds)
         k = 1 if method == "discard" else model.num_slots
-        print(f"| {method}{' a=0.5' if opts else ''} | {k if method != 'discard' else '-'} | {1000 * t:.2f} | "
-              f"{t / plain:.2f} | {cost_lib.table_ratio(method, k):.1f} | "
+        print(f"| {method}{' a=0.5' if opts else ''} | {k if method != 'discard' else '-'} | "
+              f"{1000 * plain:.2f} | {1000 * t:.2f} | "
+              f"{t / plain:.2f} | {t_min / plain_min:.2f} | {cost_lib.table_ratio(method, k):.1f} | "
               f"{cost_lib.weighted_ratio(method, k):.2f} |", flush=True)
 
 

@@ -22,7 +22,7 @@ def _run(a):
     options = {"method": a.method, "alpha": a.alpha}
     if a.patience:
         options["patience"] = a.patience
-    rec = experiment.run(a.task, "mcv", a.lr, seed=a.seed, size=a.size, epochs=a.epochs,
+    rec = experiment.run_one(a.task, "mcv", a.lr, seed=a.seed, size=a.size, epochs=a.epochs,
                          optimizer=a.optimizer, options=options, verbose=a.verbose)
     h = rec["history"]
     for e, lr in enumerate(h.get("learning_rate", [])):
