@@ -15,7 +15,7 @@ from keras_autolr import datasets
 SIZES = {
     # dataset: (n_train, n_val, n_test)
     "smoke": {"fashion_mnist": (1000, 500, 500), "cifar10": (1000, 500, 500)},
-    "full": {"fashion_mnist": (3000, 1000, 2000), "cifar10": (3000, 1000, 2000)},
+    "full": {"fashion_mnist": (2000, 1000, 2000), "cifar10": (2000, 1000, 2000)},
 }
 
 
@@ -49,7 +49,7 @@ def sample_config(rng, dataset):
         "arch": arch,
         "width": int(rng.choice([8, 16])) if arch == "cnn" else int(
             rng.choice([32, 64, 128, 256])),
-        "depth": int(rng.choice([1, 2, 3])),
+        "depth": int(rng.choice([1, 2] if arch == "cnn" else [1, 2, 3])),
         "dropout": float(rng.choice([0.0, 0.25])),
         "optimizer": optimizer,
         "learning_rate": lr,
