@@ -85,6 +85,28 @@ def main(argv=None):
     epoch_s = report["variants"]["plain fit (+Keras val)"]["median_s"] / (
         a.epochs)
 
+    # CPU seconds (all threads) of the same fits: on a machine shared with
+    # other jobs, wall time mostly measures the neighbours; CPU time measures
+    # the work each variant adds.
+    cpu = {k: [] for k in variants}
+    for r in range(a.repeats):
+        for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            model, kw = variants[k]()
+            model.fit(**dict(kw, epochs=1, verbose=0))
+            t0 = time.process_time()
+            model.fit(**dict(kw, verbose=0))
+            cpu[k].append(time.process_time() - t0)
+    base = cpu["plain fit (+Keras val)"]
+    print("CPU time (process_time, all threads), median of "
+          f"{a.repeats} interleaved repeats:")
+    cpu_report = {}
+    for k, ts in cpu.items():
+        ratio = statistics.median(t / b for t, b in zip(ts, base))
+        cpu_report[k] = {"median_cpu_s": statistics.median(ts),
+                         "ratio": ratio}
+        print(f"  {k:28s} {statistics.median(ts):8.3f} s  {ratio:6.3f}x")
+    report["cpu"] = cpu_report
+
     # One estimate, K=10, on a 10-epoch history (default recorder).
     sizes = {}
     for dtype in ("float32", "float16"):

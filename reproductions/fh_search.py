@@ -56,7 +56,8 @@ class TableHyperband(_Table, kt.Hyperband):
     pass
 
 
-def run_search(table, tuner, key, seed, budget, max_trials, factor, tmp):
+def run_search(table, tuner, key, seed, budget, max_trials, factor, tmp,
+               hb_max_epochs=None):
     # Declared up front: Hyperband samples from the known space only.
     space = kt.HyperParameters()
     space.Choice("config", list(range(len(table))))
@@ -67,7 +68,8 @@ def run_search(table, tuner, key, seed, budget, max_trials, factor, tmp):
     if tuner == "random":
         t = TableRandomSearch(max_trials=max_trials, budget=budget, **common)
     else:
-        t = TableHyperband(max_epochs=len(table[0][key]), factor=factor,
+        t = TableHyperband(max_epochs=hb_max_epochs or len(table[0][key]),
+                           factor=factor,
                            hyperband_iterations=1, **common)
     t.search_space_summary = lambda *a, **k: None
     t.search(verbose=0)
@@ -91,7 +93,11 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=30)
     p.add_argument("--max-trials", type=int, default=6)
     p.add_argument("--budget-fraction", type=float, default=0.3)
-    p.add_argument("--factor", type=int, default=3)
+    p.add_argument("--factor", type=int, default=2,
+                   help="Hyperband's eta (thesis A.3.2: 2)")
+    p.add_argument("--hb-max-fraction", type=float, default=0.5,
+                   help="Hyperband's largest budget as a fraction of the "
+                        "full training budget (thesis: 128 of 200 epochs)")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -112,12 +118,13 @@ def main(argv=None):
         table = [r for r in records if r["dataset"] == dataset]
         epochs = table[0]["epochs"]
         budget = max(1, round(a.budget_fraction * epochs))
+        hb_max = max(1, round(a.hb_max_fraction * epochs))
         oracle_best = max(r["final_test_accuracy"] for r in table)
         for tuner in ("random", "hyperband"):
             for key, label in (("latest_val_accuracy", "plain"),
                                ("proxy_accuracy", "+ proxy")):
                 results = [run_search(table, tuner, key, s, budget,
-                                      a.max_trials, a.factor, tmp)
+                                      a.max_trials, a.factor, tmp, hb_max)
                            for s in range(a.seeds)]
                 accs = [r["final_test_accuracy"] for r in results]
                 raw.append({"dataset": dataset, "tuner": tuner, "key": key,
@@ -129,7 +136,8 @@ def main(argv=None):
                     "regret": float(oracle_best - np.mean(accs)),
                     "epochs_spent": float(np.mean(
                         [r["epochs_spent"] for r in results])),
-                    "budget_epochs": budget if tuner == "random" else epochs,
+                    "budget_epochs": budget if tuner == "random" else hb_max,
+                    "full_epochs": epochs,
                 })
                 print(json.dumps(rows[-1]), flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -138,9 +146,10 @@ def main(argv=None):
              "spent |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         search = (f"RandomSearch ({a.max_trials} trials x "
-                  f"{r['budget_epochs']} ep)" if r["tuner"] == "random" else
-                  f"Hyperband (max {r['budget_epochs']} ep, "
-                  f"factor {a.factor})")
+                  f"{r['budget_epochs']}/{r['full_epochs']} ep)"
+                  if r["tuner"] == "random" else
+                  f"Hyperband (max {r['budget_epochs']}/{r['full_epochs']} "
+                  f"ep, factor {a.factor})")
         lines.append(
             f"| {r['dataset']} | {search} | {r['variant']} | "
             f"{r['n_configs']} | {r['seeds']} | {r['mean']:.4f} +- "
