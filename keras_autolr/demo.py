@@ -24,7 +24,7 @@ from keras_autolr import experiment
 from keras_autolr import methods as methods_lib
 
 DEFAULT_METHODS = ["constant", "cosine_restarts", "exponential", "plateau", "schedule_free",
-                   "arc", "mlrsnet", "mcv"]
+                   "arc", "mlrsnet", "mcv:method3"]
 
 
 def available_methods(wanted, log=print):
@@ -36,7 +36,7 @@ def available_methods(wanted, log=print):
     have = set(methods_lib.names())
     ok = []
     for m in wanted:
-        if m not in have:
+        if m.split(":")[0] not in have:
             log(f"skipping {m}: not available in this installation")
             continue
         try:

@@ -100,7 +100,8 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
     key = "val_" + task.metric
     curve = h.get(key, [])
     test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
-    diverged = len(curve) < epochs or any(v is None for v in h.get("loss", []))
+    # Non-finite losses are stored as None; an early stop (e.g. MCVStopping) is not a divergence.
+    diverged = any(v is None for v in h.get("loss", []))
     return {
         "task": task.name, "method": method, "initial_lr": initial_lr, "seed": seed,
         "optimizer": optimizer, "size": size, "epochs": epochs, "steps_per_epoch": spe,
@@ -108,7 +109,8 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
         "metric": task.metric, "mode": task.mode,
         "best": _json_safe(metrics_lib.best_score(curve, task.mode)) if curve else None,
         "test": {k: _json_safe(float(v)) for k, v in test.items()},
-        "wall_s": wall, "diverged": bool(diverged), "backend": keras.backend.backend(),
+        "wall_s": wall, "diverged": bool(diverged), "epochs_run": len(h.get("loss", [])),
+        "backend": keras.backend.backend(),
     }
 
 
