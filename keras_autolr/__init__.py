@@ -3,10 +3,13 @@
 Four published methods, each a callback or train step you add to `model.fit`:
 
 * `ARC`: an autonomous LR controller (raise / keep / lower every few epochs).
-* `MLRSNet`: a meta-learned LSTM that sets the LR of every batch.
-* MCV (`keras_autolr.mcv`): batch-level cross-validation inside `train_step`.
-* `FeatureHistory`: penultimate-layer embeddings recorded each epoch, giving an
-  early estimate of final accuracy for hyperparameter search.
+* `MLRSNetScheduler`: a meta-learned LSTM (`MLRSNet`) that sets the LR of
+  every batch inside the compiled train step.
+* `MCVModel`: batch-level cross-validation inside `train_step`
+  (`MCVController`, `MCVStopping`).
+* `FeatureHistory`: penultimate-layer embeddings recorded each epoch;
+  `ProxyAccuracy` turns them into an early estimate of final accuracy for
+  hyperparameter search.
 
 Plus the baselines they are measured against (`keras_autolr.methods`), the one
 module that reads and writes learning rates (`keras_autolr.lr`), data sets,
@@ -30,7 +33,11 @@ _LAZY = {
     "ARC": "keras_autolr.arc",
     "MLRSNet": "keras_autolr.mlrsnet",
     "FeatureHistory": "keras_autolr.feature_history",
+    "MLRSNetScheduler": "keras_autolr.mlrsnet",
+    "ProxyAccuracy": "keras_autolr.feature_history",
     "MCVModel": "keras_autolr.mcv",
+    "MCVController": "keras_autolr.mcv",
+    "MCVStopping": "keras_autolr.mcv",
     "mcv": "keras_autolr.mcv",
     "arc": "keras_autolr.arc",
     "mlrsnet": "keras_autolr.mlrsnet",
@@ -54,7 +61,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ARC", "MLRSNet", "FeatureHistory", "MCVModel",
+    "ARC", "MLRSNet", "MLRSNetScheduler", "FeatureHistory", "ProxyAccuracy",
+    "MCVModel", "MCVController", "MCVStopping",
     "LearningRateController", "LearningRateLogger", "LearningRateError",
     "get_learning_rate", "set_learning_rate", "scale_learning_rate",
 ]

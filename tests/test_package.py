@@ -1,0 +1,31 @@
+import pytest
+
+import keras_autolr
+
+
+def test_top_level_names_resolve_to_the_method_classes():
+    from keras_autolr.arc import ARC
+    from keras_autolr.feature_history import FeatureHistory, ProxyAccuracy
+    from keras_autolr.mcv import MCVModel, MCVStopping
+    from keras_autolr.mlrsnet import MLRSNetScheduler
+
+    assert keras_autolr.ARC is ARC
+    assert keras_autolr.FeatureHistory is FeatureHistory
+    assert keras_autolr.ProxyAccuracy is ProxyAccuracy
+    assert keras_autolr.MCVModel is MCVModel and keras_autolr.MCVStopping is MCVStopping
+    assert keras_autolr.MLRSNetScheduler is MLRSNetScheduler
+    for name in keras_autolr.__all__:
+        assert getattr(keras_autolr, name) is not None
+
+
+def test_unknown_attribute():
+    with pytest.raises(AttributeError):
+        keras_autolr.NoSuchThing
+
+
+def test_every_own_method_is_registered():
+    from keras_autolr import methods
+
+    names = methods.names()
+    for m in ("arc", "mlrsnet", "mcv"):
+        assert m in names
