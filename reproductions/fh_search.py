@@ -109,6 +109,12 @@ def main(argv=None):
     out = pathlib.Path(a.out or f"reproductions/results/fh_search"
                        f"{'_smoke' if a.smoke else ''}")
     out.mkdir(parents=True, exist_ok=True)
+    if a.smoke and not a.runs and not any(runs.glob("*.json")):
+        # A clean clone has no smoke runs yet: make them (seconds) next to --out.
+        import fh_estimation
+
+        fh_estimation.main(["--smoke", "--out", str(out / "estimation")])
+        runs = out / "estimation" / "runs"
     records = [json.loads(f.read_text()) for f in sorted(runs.glob("*.json"))]
     if not records:
         raise SystemExit(f"No runs in {runs}: run fh_estimation.py first.")
