@@ -43,6 +43,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from keras_autolr import experiment, metrics, tasks  # noqa: E402
+from keras_autolr.mlrsnet import method as _register_methods  # noqa: E402,F401  ("mlrsnet", "hypergradient")
 from keras_autolr.mlrsnet import recipes  # noqa: E402
 
 OUT = ROOT / "reproductions" / "results" / "mlrsnet_transfer"
