@@ -102,6 +102,7 @@ _REGISTRY = {}
 _LAZY = {
     "arc": "keras_autolr.arc.method",
     "mlrsnet": "keras_autolr.mlrsnet.method",
+    "hypergradient": "keras_autolr.mlrsnet.method",
     "mcv": "keras_autolr.mcv.method",
 }
 
