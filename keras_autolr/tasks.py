@@ -134,12 +134,17 @@ def small_cnn(input_shape, num_classes, width=32):
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-def resnet9(input_shape, num_classes, width=64):
-    """cifar10-fast's ResNet-9 (Page, 2018) with a width knob; width=64 is the original."""
+def resnet9(input_shape, num_classes, width=64, bn_momentum=0.99):
+    """cifar10-fast's ResNet-9 (Page, 2018) with a width knob; width=64 is the original.
+
+    cifar10-fast itself uses PyTorch's BatchNorm momentum 0.1, i.e. Keras
+    `bn_momentum=0.9`; Keras's default 0.99 lags for several epochs when an
+    epoch has few steps (CPU-sized subsets), which misleads LR controllers.
+    """
 
     def conv_bn(x, c):
         x = keras.layers.Conv2D(c, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
         return keras.layers.ReLU()(x)
 
     def residual(x, c):

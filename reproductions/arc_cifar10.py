@@ -26,39 +26,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from keras_autolr import experiment, tasks  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import write_arc_tables  # noqa: E402
+
 METHODS = ["arc", "constant", "cosine_restarts", "exponential", "plateau", "schedule_free"]
-PAPER_METHODS = ("arc", "constant", "cosine_restarts", "exponential")
 LRS = [1e-2, 1e-3, 1e-4]
-
-def resnet9(input_shape, num_classes, width=64, bn_momentum=0.9):
-    """cifar10-fast's ResNet-9 (as `tasks.resnet9`) with its BatchNorm momentum.
-
-    cifar10-fast uses PyTorch's default BatchNorm momentum 0.1, which is Keras
-    momentum 0.9. Keras's default 0.99 matters here: with 24 steps per CPU-sized
-    epoch the running statistics lag for several epochs, so the validation loss
-    rises while the training loss falls, which misleads any LR controller.
-    """
-    import keras
-
-    def conv_bn(x, c):
-        x = keras.layers.Conv2D(c, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
-        return keras.layers.ReLU()(x)
-
-    def residual(x, c):
-        return keras.layers.Add()([x, conv_bn(conv_bn(x, c), c)])
-
-    inputs = keras.Input(input_shape)
-    x = conv_bn(inputs, width)
-    x = keras.layers.MaxPooling2D(2)(conv_bn(x, 2 * width))
-    x = residual(x, 2 * width)
-    x = keras.layers.MaxPooling2D(2)(conv_bn(x, 4 * width))
-    x = keras.layers.MaxPooling2D(2)(conv_bn(x, 8 * width))
-    x = residual(x, 8 * width)
-    x = keras.layers.GlobalMaxPooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name=f"resnet9_w{width}")
-
 
 BN_MOMENTUM = {"value": 0.9}
 
@@ -68,7 +40,7 @@ TASK = tasks.register(tasks.Task(
         "cifar10", {"smoke": 512, "small": 3000, "full": None},
         n_test={"smoke": 256, "small": 1000, "full": None},
         n_val={"smoke": 256, "small": 1000, "full": 5000}),
-    build=lambda size, k: resnet9((32, 32, 3), k, width={"smoke": 4, "small": 8, "full": 64}[size],
+    build=lambda size, k: tasks.resnet9((32, 32, 3), k, width={"smoke": 4, "small": 8, "full": 64}[size],
                                   bn_momentum=BN_MOMENTUM["value"]),
     loss="sparse_categorical_crossentropy", metric="accuracy", mode="max",
     batch_size={"smoke": 128, "small": 128, "full": 128},
@@ -99,19 +71,9 @@ def main(argv=None):
             "exponential": {"gamma": 0.9}}
     records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
                                   optimizer="adam", options=opts)
-    # The paper's table compares ARC with BLR, CCD and ED only; the convergence
-    # threshold (worst best score at each LR) is taken over those. A second table
-    # adds ReduceLROnPlateau and ScheduleFreeAdamW (their own threshold).
-    paper = [r for r in records if r["method"] in PAPER_METHODS]
-    table = experiment.markdown_table(paper) if paper else "(no runs)"
-    out = pathlib.Path(args.out)
-    (out / "table.md").write_text(
-        f"# ARC Table 3 analog (CIFAR-10, size={size}, seeds={len(seeds)}, "
-        f"BatchNorm momentum {args.bn_momentum}, ARC use_validation={not args.no_val})\n\n"
-        f"## Paper methods (ARC, BLR=constant, CCD=cosine_restarts, ED=exponential)\n\n{table}\n\n"
-        f"## All methods\n\n{experiment.markdown_table(records)}\n")
-    experiment.plot_curves(records, out / "curves.png", title=f"CIFAR-10 ResNet-9 ({size})")
-    print(table)
+    write_arc_tables(records, args.out, f"ARC Table 3 analog (CIFAR-10, size={size}, seeds={len(seeds)}, "
+        f"BatchNorm momentum {args.bn_momentum}, ARC use_validation={not args.no_val})",
+                     f"CIFAR-10 ResNet-9 ({size})")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ import keras  # noqa: E402
 
 from keras_autolr import experiment, tasks  # noqa: E402
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import write_arc_tables  # noqa: E402
+
 METHODS = ["arc", "constant", "cosine_restarts", "exponential", "plateau", "schedule_free"]
-PAPER_METHODS = ("arc", "constant", "cosine_restarts", "exponential")
 LRS = [1.0, 0.1, 0.01]
 
 TASK = tasks.register(tasks.Task(
@@ -62,18 +64,8 @@ def main(argv=None):
             "exponential": {"gamma": 0.96}}
     records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
                                   optimizer="sgd", options=opts)
-    # The paper's table compares ARC with BLR, CCD and ED only; the convergence
-    # threshold (worst best score at each LR) is taken over those. A second table
-    # adds ReduceLROnPlateau and ScheduleFreeAdamW (their own threshold).
-    paper = [r for r in records if r["method"] in PAPER_METHODS]
-    table = experiment.markdown_table(paper) if paper else "(no runs)"
-    out = pathlib.Path(args.out)
-    (out / "table.md").write_text(
-        f"# ARC Table 5 analog (PTB, size={size}, seeds={len(seeds)})\n\n"
-        f"## Paper methods (ARC, BLR=constant, CCD=cosine_restarts, ED=exponential)\n\n{table}\n\n"
-        f"## All methods\n\n{experiment.markdown_table(records)}\n")
-    experiment.plot_curves(records, out / "curves.png", title=f"PTB word LSTM ({size})")
-    print(table)
+    write_arc_tables(records, args.out, f"ARC Table 5 analog (PTB, size={size}, seeds={len(seeds)})",
+                     f"PTB word LSTM ({size})")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,26 @@ def grid_main(description, task, methods, initial_lrs, seeds, default_out, optio
     experiment.plot_curves(records, out / "curves.png", title=title or description)
     print(table)
     return records
+
+
+ARC_PAPER_METHODS = ("arc", "constant", "cosine_restarts", "exponential")
+
+
+def write_arc_tables(records, out, heading, plot_title):
+    """ARC Tables 3 / 5: the paper's four methods (their own convergence threshold), then all.
+
+    The paper compares ARC with BLR, CCD and ED only, and the convergence
+    threshold (worst best score at each LR) is taken over those; the second
+    table adds ReduceLROnPlateau and ScheduleFreeAdamW with their own threshold.
+    """
+    from keras_autolr import experiment
+
+    paper = [r for r in records if r["method"] in ARC_PAPER_METHODS]
+    table = experiment.markdown_table(paper) if paper else "(no runs)"
+    out = pathlib.Path(out)
+    (out / "table.md").write_text(
+        f"# {heading}\n\n"
+        f"## Paper methods (ARC, BLR=constant, CCD=cosine_restarts, ED=exponential)\n\n{table}\n\n"
+        f"## All methods\n\n{experiment.markdown_table(records)}\n")
+    experiment.plot_curves(records, out / "curves.png", title=plot_title)
+    print(table)
