@@ -62,8 +62,12 @@ def run(task="mnist1d_cnn", methods=None, initial_lrs=(1e-4, 3e-3), seeds=(0,), 
     t0 = time.perf_counter()
     log(f"keras-autolr demo: task {task}, methods {', '.join(methods)}, initial LRs "
         f"{', '.join(f'{x:g}' for x in initial_lrs)}, {epochs} epochs, seeds {list(seeds)}")
+    # MLR-SNet sets the LR of plain SGD itself (the initial LR does not apply), as in its paper.
+    options = {"mlrsnet": {"optimizer": "sgd"}}
+    if "mlrsnet" in methods:
+        log("mlrsnet runs plain SGD with the shipped image net: its LR is the net's, whatever the initial LR.")
     records = experiment.run_grid(task, methods, list(initial_lrs), list(seeds), out, size=size,
-                                  epochs=epochs, log=log)
+                                  epochs=epochs, options=options, log=log)
     table = experiment.markdown_table(records)
     log("")
     log(table)

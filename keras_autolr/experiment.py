@@ -74,18 +74,21 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
         size: "smoke", "small" or "full".
         epochs: overrides the task's epochs at this size.
         optimizer: overrides the task's optimizer.
-        options: method options (e.g. `{"frequency": 3}` for ARC).
+        options: method options (e.g. `{"frequency": 3}` for ARC); an
+            `"optimizer"` entry overrides the optimizer for this method.
         data: a `tasks.TaskData` to reuse across runs.
     """
     task = tasks_lib.get(task) if isinstance(task, str) else task
-    optimizer = optimizer or task.optimizer
+    options = dict(options or {})
+    # A method may need its own optimizer (MLR-SNet sets the LR of plain SGD).
+    optimizer = options.pop("optimizer", None) or optimizer or task.optimizer
     epochs = int(epochs or task.epochs[size])
     keras.utils.set_random_seed(seed)
     data = data or task.data(size, seed=0)
     batch = task.batch_size[size]
     spe = tasks_lib.steps_per_epoch(len(data.x_train), batch)
     setup = methods_lib.make_setup(method, initial_lr=initial_lr, epochs=epochs,
-                                   steps_per_epoch=spe, optimizer=optimizer, **(options or {}))
+                                   steps_per_epoch=spe, optimizer=optimizer, **options)
     model = task.build_model(size, data.num_classes)
     if setup.wrap_model is not None:
         model = setup.wrap_model(model)
@@ -105,7 +108,7 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
     return {
         "task": task.name, "method": method, "initial_lr": initial_lr, "seed": seed,
         "optimizer": optimizer, "size": size, "epochs": epochs, "steps_per_epoch": spe,
-        "options": options or {}, "history": h, "steps": steps.steps, "lr": steps.lrs,
+        "options": options, "history": h, "steps": steps.steps, "lr": steps.lrs,
         "metric": task.metric, "mode": task.mode,
         "best": _json_safe(metrics_lib.best_score(curve, task.mode)) if curve else None,
         "test": {k: _json_safe(float(v)) for k, v in test.items()},
@@ -150,7 +153,8 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
         for seed in seeds:
             for method in methods:
                 done += 1
-                path = pathlib.Path(out_dir, "runs", run_id(task_obj.name, method, lr0, seed, optimizer) + ".json")
+                m_opt = (options.get(method) or {}).get("optimizer", optimizer)
+                path = pathlib.Path(out_dir, "runs", run_id(task_obj.name, method, lr0, seed, m_opt) + ".json")
                 if path.exists():
                     records.append(json.loads(path.read_text()))
                     log(f"[{done}/{total}] {path.stem}: done before, skipped")

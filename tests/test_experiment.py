@@ -45,3 +45,11 @@ def test_unknown_task():
         tasks.get("nope")
     with pytest.raises(ValueError, match="size"):
         tasks.get("digits_cnn").data("huge")
+
+
+@pytest.mark.slow
+def test_per_method_optimizer_override(tmp_path):
+    recs = experiment.run_grid("digits_cnn", ["constant"], [1e-2], [0], tmp_path, size="smoke",
+                               optimizer="adam", options={"constant": {"optimizer": "sgd"}}, log=lambda *_: None)
+    assert recs[0]["optimizer"] == "sgd"
+    assert "__sgd__" in next((tmp_path / "runs").glob("*.json")).name
