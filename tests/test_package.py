@@ -29,3 +29,17 @@ def test_every_own_method_is_registered():
     names = methods.names()
     for m in ("arc", "mlrsnet", "mcv"):
         assert m in names
+
+
+def test_controllers_folder_from_env(tmp_path, monkeypatch):
+    import shutil
+
+    from keras_autolr import saved
+    from keras_autolr.arc import default_controller_path
+
+    shutil.copy(saved.controller_path("arc.keras"), tmp_path / "arc.keras")
+    monkeypatch.delenv("KERAS_AUTOLR_ARC_CONTROLLER", raising=False)
+    monkeypatch.setenv(saved.ENV, str(tmp_path))
+    assert default_controller_path() == str(tmp_path / "arc.keras")
+    with pytest.raises(FileNotFoundError, match=saved.ENV):
+        saved.controller_path("nope.keras")

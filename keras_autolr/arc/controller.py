@@ -89,15 +89,18 @@ def default_controller_path():
 
     Looked up (in order) in the env variable `KERAS_AUTOLR_ARC_CONTROLLER`,
     inside the installed package (`keras_autolr/arc/arc.keras`, package data),
-    and in the repository root next to the package.
+    and in the shipped-controllers folder (`keras_autolr.saved.controllers_dir`:
+    `KERAS_AUTOLR_CONTROLLERS` or the repository's `saved_controllers/`).
     """
+    from keras_autolr.saved import controllers_dir
+
     env = os.environ.get("KERAS_AUTOLR_ARC_CONTROLLER")
     if env:
         return env
     here = os.path.dirname(os.path.abspath(__file__))
     candidates = [
         os.path.join(here, "arc.keras"),
-        os.path.join(here, "..", "..", "saved_controllers", "arc.keras"),
+        os.path.join(controllers_dir(), "arc.keras"),
     ]
     for path in candidates:
         if os.path.exists(path):

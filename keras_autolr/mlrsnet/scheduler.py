@@ -65,18 +65,19 @@ Args:
 """
 
 import math
-import pathlib
 import keras
 from keras import ops
 
 from keras_autolr import lr as lr_lib
+from keras_autolr.saved import controllers_dir
 from keras_autolr.mlrsnet.instep import InStepController, sanitize
 from keras_autolr.mlrsnet import gamma as gamma_lib
 from keras_autolr.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
 
 __all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "controller_update"]
 
-SAVED = pathlib.Path(__file__).resolve().parents[2] / "saved_controllers"
+# Read at import time; `keras_autolr.saved` honours KERAS_AUTOLR_CONTROLLERS.
+SAVED = controllers_dir()
 
 
 def shipped_net_path(kind):
