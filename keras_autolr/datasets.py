@@ -81,6 +81,9 @@ def data_dir(path=None):
     return here.parent / "shared" / "data"
 
 
+_resolve_data_dir = data_dir
+
+
 def _cache_dir():
     d = pathlib.Path(os.environ.get(CACHE_ENV, pathlib.Path.home() / ".cache" / "keras_autolr"))
     d.mkdir(parents=True, exist_ok=True)
@@ -346,7 +349,7 @@ def load(name, data_dir=None, **kwargs):
     Raises:
         DatasetUnavailable: the data is missing offline, with how to get it.
     """
-    root = globals()["data_dir"](data_dir)
+    root = _resolve_data_dir(data_dir)  # the argument shadows data_dir()
     loader = _LOADERS.get(name)
     if loader is None:
         return _tfds(name, root, **kwargs)

@@ -118,15 +118,6 @@ def base_optimizer(optimizer):
     return optimizer
 
 
-def _raw(optimizer):
-    return base_optimizer(optimizer)._learning_rate
-
-
-def _schedule_value(optimizer, schedule):
-    opt = base_optimizer(optimizer)
-    return float(keras.ops.convert_to_numpy(schedule(opt._iterations)))
-
-
 def learning_rate_tensor(optimizer):
     """The current LR as a backend tensor (usable inside compiled steps)."""
     opt = base_optimizer(optimizer)
@@ -146,15 +137,15 @@ def get_learning_rate(optimizer):
     For a schedule this is the value at the optimizer's current iteration
     (times the multiplier, if one is installed).
     """
-    opt = base_optimizer(optimizer)
-    raw = opt._learning_rate
-    if isinstance(raw, LearningRateSchedule):
-        return _schedule_value(opt, raw)
-    if isinstance(raw, keras.Variable):
-        return float(keras.ops.convert_to_numpy(raw.value))
-    if callable(raw):
-        return float(keras.ops.convert_to_numpy(raw()))
-    return float(raw)
+    return float(keras.ops.convert_to_numpy(learning_rate_tensor(optimizer)))
+
+
+def _unsettable(raw):
+    return LearningRateError(
+        f"The optimizer's learning rate is a {type(raw).__name__}, which cannot be "
+        "set. Build the optimizer with a float or a "
+        "keras.optimizers.schedules.LearningRateSchedule."
+    )
 
 
 def _check_value(value, what="learning rate"):
@@ -239,11 +230,7 @@ def set_learning_rate(optimizer, value):
     if isinstance(raw, keras.Variable):
         raw.assign(value)
         return value
-    raise LearningRateError(
-        f"The optimizer's learning rate is a {type(raw).__name__}, which cannot be "
-        "set. Build the optimizer with a float or a "
-        "keras.optimizers.schedules.LearningRateSchedule."
-    )
+    raise _unsettable(raw)
 
 
 def assign_learning_rate(optimizer, value):
@@ -290,9 +277,5 @@ def prepare(optimizer):
     if isinstance(raw, LearningRateSchedule):
         _install_multiplier(opt)
     elif not isinstance(raw, keras.Variable):
-        raise LearningRateError(
-            f"The optimizer's learning rate is a {type(raw).__name__}, which cannot be "
-            "set. Build the optimizer with a float or a "
-            "keras.optimizers.schedules.LearningRateSchedule."
-        )
+        raise _unsettable(raw)
     return get_learning_rate(opt)
