@@ -16,6 +16,9 @@ SCRIPTS = sorted(p for p in (ROOT / "reproductions").glob("*.py") if '__name__ =
 def test_reproduction_smoke(script, tmp_path):
     out = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if out.returncode != 0 and "is not available offline" in out.stderr:
+        # A clone without the offline data folder beside it (../shared/data): say so, don't fail.
+        pytest.skip(out.stderr.strip().splitlines()[-1][:300])
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     produced = list((tmp_path / "out").rglob("*"))
     assert any(p.suffix in (".md", ".json") for p in produced), "a reproduction must write results"
