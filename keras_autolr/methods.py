@@ -46,6 +46,7 @@ __all__ = [
     "names",
     "make_setup",
     "make_optimizer",
+    "register_optimizer",
     "UnknownMethodError",
 ]
 
@@ -82,6 +83,19 @@ _OPTIMIZERS = {
     "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),
     "adamw": lambda lr: keras.optimizers.AdamW(lr),
 }
+
+
+def register_optimizer(name, factory):
+    """Registers `factory(learning_rate) -> keras.optimizers.Optimizer` under `name`.
+
+    Lets a reproduction compare methods on an optimizer the built-in names
+    do not cover (e.g. SGD with weight decay):
+    `register_optimizer("sgd_wd", lambda lr: keras.optimizers.SGD(lr, weight_decay=5e-4))`.
+    """
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
+    _OPTIMIZERS[name] = factory
+    return factory
 
 
 def make_optimizer(name, learning_rate):

@@ -76,3 +76,13 @@ def test_register_custom_method():
 
     s = methods.make_setup("test_halving", initial_lr=0.2, epochs=1, steps_per_epoch=1, optimizer="sgd")
     assert lr_lib.get_learning_rate(s.optimizer) == pytest.approx(0.1)
+
+
+def test_register_optimizer():
+    methods.register_optimizer("sgd_wd_test", lambda lr: keras.optimizers.SGD(lr, weight_decay=5e-4))
+    opt = methods.make_optimizer("sgd_wd_test", 0.1)
+    assert isinstance(opt, keras.optimizers.SGD) and opt.weight_decay == pytest.approx(5e-4)
+    setup = methods.make_setup("constant", initial_lr=0.1, epochs=2, steps_per_epoch=3, optimizer="sgd_wd_test")
+    assert setup.optimizer.weight_decay == pytest.approx(5e-4)
+    with pytest.raises(TypeError):
+        methods.register_optimizer("broken", 0.1)

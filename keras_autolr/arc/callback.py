@@ -38,7 +38,14 @@ Behaviour worth knowing:
     * Per-batch losses are recovered from Keras's running epoch mean by
       differencing (`logs["loss"]` after batch k is the mean of batches
       0..k); Keras weights that mean by batch size, so the value for a
-      smaller last batch is approximate.
+      smaller last batch is approximate. With `steps_per_execution > 1` one
+      value is recorded per execution.
+    * The batch hook only stores that value, so ARC is `async_safe`: on
+      backends where Keras dispatches batch callbacks on a worker thread (JAX),
+      it does not make each step wait for the host. Values are keyed by batch
+      index and put in order at the end of the epoch.
+    * The shipped (or any path-given) controller is loaded and its forward
+      pass compiled once per process and shared by every ARC instance.
     * A non-finite training or validation loss in an epoch makes ARC lower
       the LR (x0.618) at the end of that epoch without asking the
       controller; non-finite values are kept out of the window, and ARC never
@@ -49,6 +56,7 @@ Behaviour worth knowing:
 
 import math
 import os
+import threading
 import warnings
 
 import keras
@@ -64,6 +72,32 @@ __all__ = ["ARC", "auto_frequency"]
 
 NO_DECISION = -1
 
+# Batch hooks of an epoch are awaited at its end for at most this long; they
+# only convert an already computed scalar, so this is a guard against hangs.
+_BATCH_WAIT_SECONDS = 120.0
+
+# Loaded controllers and their compiled forward passes, one per file version
+# per process: loading a .keras file and tracing the forward pass cost ~0.3 s,
+# which would otherwise be paid by every fit.
+_PREDICTORS = {}
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def _predictor_for_path(path):
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None  # let load_controller raise its own clear error
+    with _PREDICTORS_LOCK:
+        if key is not None and key in _PREDICTORS:
+            return _PREDICTORS[key]
+        predictor = controller_lib.Predictor(controller_lib.load_controller(path))
+        if key is not None:
+            _PREDICTORS[key] = predictor
+        return predictor
+
 
 def auto_frequency(epochs, decisions=10):
     """Epochs per cycle giving about `decisions` decisions over `epochs` epochs."""
@@ -72,6 +106,9 @@ def auto_frequency(epochs, decisions=10):
 
 class ARC(LearningRateController):
     __doc__ = __doc__
+
+    # The batch hook only stores a scalar under a lock (see _await_batches).
+    async_safe = True
 
     def __init__(self, controller=None, frequency="auto", use_validation=True, verbose=0):
         super().__init__()
@@ -94,15 +131,32 @@ class ARC(LearningRateController):
         self.verbose = verbose
         self._predictor = None
         self.decisions = []
+        self._batch_lock = threading.Condition()
+        self._means, self._dispatched, self._received = {}, 0, 0
+
+    def __getstate__(self):
+        # Locks cannot be copied (KerasTuner deep-copies callbacks); the
+        # predictor is a cache that is rebuilt on demand.
+        state = self.__dict__.copy()
+        state.pop("_batch_lock", None)
+        state["_predictor"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._batch_lock = threading.Condition()
 
     # -- controller ----------------------------------------------------------
 
     def _get_predictor(self):
         if self._predictor is None:
-            model = self.controller
-            if not isinstance(model, keras.Model):
-                model = controller_lib.load_controller(self.controller)
-            self._predictor = controller_lib.Predictor(model)
+            if isinstance(self.controller, keras.Model):
+                self._predictor = controller_lib.Predictor(self.controller)
+            else:
+                path = self.controller
+                if path is None:
+                    path = controller_lib.default_controller_path()
+                self._predictor = _predictor_for_path(path)
         return self._predictor
 
     # -- callback hooks ------------------------------------------------------
@@ -138,28 +192,53 @@ class ARC(LearningRateController):
         self._bad = False
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._prev_batch, self._prev_mean = -1, 0.0
+        with self._batch_lock:
+            self._means, self._dispatched, self._received = {}, 0, 0
         if self._cycle_lr is None:
             self._cycle_lr = self.get_lr()
 
+    def on_train_batch_begin(self, batch, logs=None):
+        # Always called on the main thread, before the step runs.
+        with self._batch_lock:
+            self._dispatched += 1
+
     def on_train_batch_end(self, batch, logs=None):
-        if not logs or "loss" not in logs:
-            return
-        mean = float(logs["loss"])
-        k, p = int(batch), self._prev_batch
-        if k <= p:  # a new epoch counter we did not see begin
-            p, self._prev_mean = -1, 0.0
-        value = ((k + 1) * mean - (p + 1) * self._prev_mean) / (k - p)
-        self._prev_batch, self._prev_mean = k, mean
-        if math.isfinite(value):
-            self._train.append(value)
-        else:
-            self._bad = True
+        # May run on a worker thread (async dispatch), in any order.
+        value = logs.get("loss") if logs else None
+        with self._batch_lock:
+            if value is not None:
+                self._means[int(batch)] = float(value)
+            self._received += 1
+            self._batch_lock.notify_all()
+
+    def _await_batches(self):
+        """This epoch's per-batch losses, once every dispatched batch hook has run."""
+        with self._batch_lock:
+            done = self._batch_lock.wait_for(
+                lambda: self._received >= self._dispatched, timeout=_BATCH_WAIT_SECONDS
+            )
+            if not done:
+                warnings.warn(
+                    f"ARC: {self._dispatched - self._received} batch callback(s) of this "
+                    "epoch did not finish; their losses are left out of the window.",
+                    stacklevel=3,
+                )
+            means = sorted(self._means.items())
+        losses, p, prev = [], -1, 0.0
+        for k, mean in means:
+            losses.append(((k + 1) * mean - (p + 1) * prev) / (k - p))
+            p, prev = k, mean
+        return losses
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)  # logs the LR this epoch used
         logs = logs if logs is not None else {}
         self._epochs_seen += 1
+        for value in self._await_batches():
+            if math.isfinite(value):
+                self._train.append(value)
+            else:
+                self._bad = True
         val = logs.get("val_loss")
         if val is not None:
             val = float(val)

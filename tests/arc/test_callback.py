@@ -167,3 +167,51 @@ def test_shipped_controller_runs_by_default():
     x, y = _data()
     h = _model().fit(x, y, epochs=4, validation_split=0.25, verbose=0, callbacks=[ARC(frequency=1)])
     assert set(h.history["arc_decision"][:3]) <= {0, 1, 2}
+
+
+@pytest.mark.jax
+def test_batch_recording_is_async_safe_and_matches_sync_recording():
+    import threading
+
+    threads = set()
+
+    class Spy(ARC):
+        def on_train_batch_end(self, batch, logs=None):
+            threads.add(threading.current_thread() is threading.main_thread())
+            super().on_train_batch_end(batch, logs)
+
+    class Sync(keras.callbacks.Callback):
+        # A batch hook that is not async_safe forces Keras to call hooks in order.
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    x, y = _data(96)
+    runs = []
+    for extra in ([], [Sync()]):
+        keras.utils.set_random_seed(0)
+        cb = Spy(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+        _model(0.5).fit(x, y, batch_size=16, epochs=2, shuffle=False, callbacks=[cb] + extra, verbose=0)
+        runs.append(cb._cycles[0][0])
+    assert len(runs[0]) == 6
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+    if keras.backend.backend() == "jax":
+        assert False in threads  # Keras dispatched ARC's batch hook off the main thread
+    else:
+        assert threads == {True}  # TensorFlow is not thread-safe: Keras calls it inline
+
+
+def test_deepcopy_and_shared_predictor(tmp_path):
+    import copy
+
+    path = tmp_path / "c.keras"
+    build_controller(seed=0).save(path)
+    a, b = ARC(str(path), frequency=1), ARC(str(path), frequency=1)
+    assert a._get_predictor() is b._get_predictor()  # loaded and compiled once per process
+    c = copy.deepcopy(a)  # KerasTuner deep-copies callbacks
+    assert c._predictor is None and c.get_config() == a.get_config()
+    x, y = _data()
+    h = _model().fit(x, y, epochs=2, verbose=0, callbacks=[c])
+    assert len(h.history["arc_decision"]) == 2
+    path.write_bytes(b"not a zip")  # a changed file is reloaded, not served stale
+    with pytest.raises(ControllerError):
+        ARC(str(path))._get_predictor()
