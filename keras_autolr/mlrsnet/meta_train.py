@@ -20,8 +20,10 @@ chosen epochs (the reference keeps epochs 1, E/2 and E for the
 early/middle/late swap of the meta-test), and a resume snapshot at the end of
 every epoch, so an interrupted run continues where it stopped.
 
-TensorFlow backend only (the loop uses `tf.GradientTape` and `tf.function`);
-the meta-test (`MLRSNetScheduler`) runs on TensorFlow and JAX.
+Runs on TensorFlow (`tf.GradientTape` in `tf.function`s) and on JAX (pure
+`stateless_call` / `stateless_apply` steps under `jax.jit`, the fast path on
+a GPU); the two share everything else: data order, gamma, checkpoints,
+resume snapshots and history. The meta-test (`MLRSNetScheduler`) runs on both.
 
 Example:
 
@@ -117,13 +119,12 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
     Returns:
         (net, history) where history is a list of per-epoch dicts.
     """
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
         raise NotImplementedError(
-            "meta_train runs on the TensorFlow backend (KERAS_BACKEND=tensorflow); "
+            f"meta_train runs on the TensorFlow and JAX backends, not {backend!r}; "
             "the trained net then works on any backend."
         )
-    import tensorflow as tf
-
     if len(x) == 0:
         raise EmptyDataError("The training data is empty: nothing to meta-train on.")
     net = net or MLRSNet(mode=mode, seed=seed)
@@ -140,10 +141,8 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
     model.compile(optimizer=model_opt, loss=loss_fn)
     if not model.built:
         model.build((None,) + tuple(xt.shape[1:]))
-    tw = model.trainable_variables
-    ntw = model.non_trainable_variables
     params = net.params
-    model_opt.build(tw)
+    model_opt.build(model.trainable_variables)
     meta_opt.build(params)
     h = keras.Variable(np.zeros((1, net.hidden), "float32"), trainable=False, name="h")
     c = keras.Variable(np.zeros((1, net.hidden), "float32"), trainable=False, name="c")
@@ -157,49 +156,6 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             l0 = gamma_lib.initial_loss(model, xt[:n], yt[:n], batch_size=256)
             gamma = gamma_lib.gamma_from_loss(l0, num_classes)
     gamma = float(gamma)
-
-    def clip(grads):
-        if clipnorm:
-            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
-        return grads
-
-    def forward_loss(xb, yb):
-        y_pred = model(xb, training=True)
-        return loss_fn(yb, y_pred) + (ops.sum(model.losses) if model.losses else 0.0)
-
-    def model_step(xb, yb, lb, grads):
-        a, h2, c2 = _predict(lb)
-        lr_lib.assign_learning_rate(model_opt, a)
-        model_opt.apply(grads, tw)
-        h.assign(h2)
-        c.assign(c2)
-        return a
-
-    def _predict(lb):
-        p, h2, c2 = cell_step([v.value for v in params], lb / norm, h.value, c.value)
-        return gamma * ops.reshape(p, ()), h2, c2
-
-    @tf.function(jit_compile=False)
-    def train_step(xb, yb):
-        with tf.GradientTape() as tape:
-            lb = forward_loss(xb, yb)
-        grads = clip(tape.gradient(lb, tw))
-        return lb, model_step(xb, yb, lb, grads)
-
-    @tf.function(jit_compile=False)
-    def meta_step(xb, yb, xvb, yvb):
-        with tf.GradientTape() as tape:
-            lb = forward_loss(xb, yb)
-        grads = clip(tape.gradient(lb, tw))
-        lb = tf.stop_gradient(lb)
-        with tf.GradientTape() as meta_tape:
-            a, _, _ = _predict(lb)
-            w_hat = [w - a * tf.stop_gradient(g) for w, g in zip(tw, grads)]
-            yv_pred, _ = model.stateless_call(w_hat, [v.value for v in ntw], xvb, training=True)
-            lv = loss_fn(yvb, yv_pred)
-        dtheta = meta_tape.gradient(lv, params)
-        meta_opt.apply(dtheta, params)
-        return lb, model_step(xb, yb, lb, grads), lv
 
     ckdir = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
     keep = set(checkpoints or checkpoint_epochs(epochs))
@@ -218,20 +174,25 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             rng = np.random.default_rng(seed + 7919 * start)
             log(f"resumed at epoch {start}")
 
+    # Built after a resume, which restores gamma.
+    make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
+    train_step, meta_step, to_state, from_state = make_steps(
+        model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm)
     steps = max(1, len(xt) // batch_size)
     step_global = start * steps
     vpos = 0
     for epoch in range(start, epochs):
+        to_state()  # variables -> the steps' state (JAX; a no-op on TF)
         t0 = time.time()
         order = rng.permutation(len(xt))
         losses, lrs, vals = [], [], []
         for s in range(steps):
             idx = order[s * batch_size:(s + 1) * batch_size]
-            xb, yb = tf.constant(xt[idx]), tf.constant(yt[idx])
+            xb, yb = xt[idx], yt[idx]
             if step_global % t_val == 0:
                 vidx = np.arange(vpos, vpos + batch_size) % len(xv)
                 vpos = (vpos + batch_size) % len(xv)
-                lb, a, lv = meta_step(xb, yb, tf.constant(xv[vidx]), tf.constant(yv[vidx]))
+                lb, a, lv = meta_step(xb, yb, xv[vidx], yv[vidx])
                 vals.append(float(lv))
             else:
                 lb, a = train_step(xb, yb)
@@ -243,6 +204,7 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             "lr_first": lrs[0], "lr_last": lrs[-1], "lr_trace": lrs[:: max(1, steps // 10)],
             "meta_val_loss": float(np.mean(vals)) if vals else None, "seconds": time.time() - t0,
         }
+        from_state()  # the steps' state -> variables, for evaluation and snapshots
         if x_test is not None:
             ev = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
             rec["test_loss"] = ev["loss"]
@@ -261,3 +223,154 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             (ckdir / "resume.tmp.npz").replace(ckdir / "resume.npz")
             (ckdir / "history.json").write_text(json.dumps({"epoch": epoch + 1, "gamma": gamma, "history": history}))
     return net, history
+
+
+def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+    """(train_step, meta_step, to_state, from_state) as `tf.function`s on the variables."""
+    import tensorflow as tf
+
+    tw = model.trainable_variables
+    ntw = model.non_trainable_variables
+
+    def clip(grads):
+        if clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+        return grads
+
+    def forward_loss(xb, yb):
+        y_pred = model(xb, training=True)
+        return loss_fn(yb, y_pred) + (ops.sum(model.losses) if model.losses else 0.0)
+
+    def _predict(lb):
+        p, h2, c2 = cell_step([v.value for v in params], lb / norm, h.value, c.value)
+        return gamma * ops.reshape(p, ()), h2, c2
+
+    def model_step(lb, grads):
+        a, h2, c2 = _predict(lb)
+        lr_lib.assign_learning_rate(model_opt, a)
+        model_opt.apply(grads, tw)
+        h.assign(h2)
+        c.assign(c2)
+        return a
+
+    @tf.function(jit_compile=False)
+    def train_step(xb, yb):
+        with tf.GradientTape() as tape:
+            lb = forward_loss(xb, yb)
+        grads = clip(tape.gradient(lb, tw))
+        return lb, model_step(lb, grads)
+
+    @tf.function(jit_compile=False)
+    def meta_step(xb, yb, xvb, yvb):
+        with tf.GradientTape() as tape:
+            lb = forward_loss(xb, yb)
+        grads = clip(tape.gradient(lb, tw))
+        lb = tf.stop_gradient(lb)
+        with tf.GradientTape() as meta_tape:
+            a, _, _ = _predict(lb)
+            w_hat = [w - a * tf.stop_gradient(g) for w, g in zip(tw, grads)]
+            yv_pred, _ = model.stateless_call(w_hat, [v.value for v in ntw], xvb, training=True)
+            lv = loss_fn(yvb, yv_pred)
+        dtheta = meta_tape.gradient(lv, params)
+        meta_opt.apply(dtheta, params)
+        return lb, model_step(lb, grads), lv
+
+    def noop():
+        return None
+
+    return (lambda xb, yb: train_step(tf.constant(xb), tf.constant(yb)),
+            lambda xb, yb, xv, yv: meta_step(tf.constant(xb), tf.constant(yb), tf.constant(xv), tf.constant(yv)),
+            noop, noop)
+
+
+def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+    """The same steps as pure functions of an explicit state, under `jax.jit`.
+
+    The state (model weights, BN statistics and seeds, both optimizers,
+    theta, the LSTM state) lives in a dict between steps and is copied from and
+    back to the Keras variables once per epoch.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    groups = {
+        "tv": model.trainable_variables, "ntv": model.non_trainable_variables,
+        "ov": model_opt.variables, "theta": list(params), "mv": meta_opt.variables, "hc": [h, c],
+    }
+    state = {}
+
+    def to_state():
+        state.update({k: [v.value for v in vs] for k, vs in groups.items()})
+
+    def from_state():
+        for k, vs in groups.items():
+            for v, val in zip(vs, state[k]):
+                v.assign(val)
+
+    def clip(grads):
+        if not clipnorm:
+            return grads
+        norm_ = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in grads))
+        scale = jnp.minimum(1.0, clipnorm / jnp.maximum(norm_, 1e-12))
+        return [g * scale for g in grads]
+
+    def forward_loss(tv, ntv, xb, yb):
+        y_pred, ntv2, losses = model.stateless_call(tv, ntv, xb, training=True, return_losses=True)
+        total = loss_fn(yb, y_pred) + (sum(losses) if losses else 0.0)
+        return total, ntv2
+
+    def predict(theta, lb, hc):
+        p, h2, c2 = cell_step(theta, lb / norm, hc[0], hc[1])
+        return gamma * jnp.reshape(p, ()), [h2, c2]
+
+    def with_lr(ov, a):
+        # The LR enters the optimizer's state through the LR module, as MCV does.
+        mapping = list(zip(model_opt.variables, ov))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            lr_lib.assign_learning_rate(model_opt, a)
+        return [val if scope.get_current_value(ref) is None else scope.get_current_value(ref)
+                for ref, val in zip(model_opt.variables, ov)]
+
+    def model_step(st, lb, grads, ntv2):
+        a, hc = predict(st["theta"], lb, st["hc"])
+        tv, ov = model_opt.stateless_apply(with_lr(st["ov"], a), grads, st["tv"])
+        return dict(st, tv=tv, ov=ov, ntv=ntv2, hc=hc), a
+
+    def grads_of(st, xb, yb):
+        (lb, ntv2), grads = jax.value_and_grad(forward_loss, has_aux=True)(st["tv"], st["ntv"], xb, yb)
+        return lb, clip(grads), ntv2
+
+    @jax.jit
+    def train_step(st, xb, yb):
+        lb, grads, ntv2 = grads_of(st, xb, yb)
+        st, a = model_step(st, lb, grads, ntv2)
+        return st, lb, a
+
+    @jax.jit
+    def meta_step(st, xb, yb, xvb, yvb):
+        lb, grads, ntv2 = grads_of(st, xb, yb)
+        lb = jax.lax.stop_gradient(lb)
+        grads_c = [jax.lax.stop_gradient(g) for g in grads]
+
+        def val_loss(theta):
+            a, _ = predict(theta, lb, st["hc"])
+            w_hat = [w - a * g for w, g in zip(st["tv"], grads_c)]
+            yv_pred, _ = model.stateless_call(w_hat, st["ntv"], xvb, training=True)
+            return loss_fn(yvb, yv_pred)
+
+        lv, dtheta = jax.value_and_grad(val_loss)(st["theta"])
+        theta, mv = meta_opt.stateless_apply(st["mv"], dtheta, st["theta"])
+        st, a = model_step(dict(st, theta=theta, mv=mv), lb, grads, ntv2)
+        return st, lb, a, lv
+
+    def run_train(xb, yb):
+        new, lb, a = train_step(state, jnp.asarray(xb), jnp.asarray(yb))
+        state.update(new)
+        return lb, a
+
+    def run_meta(xb, yb, xv, yv):
+        new, lb, a, lv = meta_step(state, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(xv), jnp.asarray(yv))
+        state.update(new)
+        return lb, a, lv
+
+    return run_train, run_meta, to_state, from_state

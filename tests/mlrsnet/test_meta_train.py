@@ -41,6 +41,7 @@ def _model():
 
 
 @pytest.mark.slow
+@pytest.mark.jax
 def test_meta_training_updates_theta_checkpoints_and_resumes(tmp_path):
     x, y = _task()
     net = MLRSNet(seed=0)
@@ -59,6 +60,20 @@ def test_meta_training_updates_theta_checkpoints_and_resumes(tmp_path):
     assert [h["epoch"] for h in hist2] == [1, 2]
     assert json.loads((ck / "history.json").read_text())["epoch"] == 2
     assert (ck / "mlrsnet_epoch002.keras").exists()
+
+
+@pytest.mark.jax
+def test_meta_training_with_dropout_bn_and_clipping_trains_the_model():
+    x, y = _task(240)
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16), keras.layers.BatchNormalization(),
+                              keras.layers.ReLU(), keras.layers.Dropout(0.2), keras.layers.Dense(3)])
+    bn_before = inner.layers[1].moving_mean.numpy().copy()
+    net, hist = meta_train(inner, x, y, num_classes=3, val_size=48, t_val=3, epochs=3, batch_size=32,
+                           clipnorm=1.0, log=lambda *_: None)
+    assert all(np.isfinite(h["loss"]) and h["lr_mean"] > 0 for h in hist)
+    assert hist[-1]["loss"] < hist[0]["loss"]  # the model learns under the predicted LRs
+    # BatchNorm statistics advanced and were written back to the Keras variables.
+    assert not np.allclose(inner.layers[1].moving_mean.numpy(), bn_before)
 
 
 def test_meta_gradient_is_first_order_lookahead():
@@ -98,6 +113,7 @@ def test_meta_gradient_is_first_order_lookahead():
     assert d == pytest.approx(dot, rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.jax
 def test_meta_train_bad_inputs():
     x, y = _task(40)
     with pytest.raises(EmptyDataError):
