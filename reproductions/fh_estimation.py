@@ -94,6 +94,10 @@ def budget_epoch(fraction, epochs):
     return max(1, math.ceil(round(fraction * epochs, 6)))
 
 
+def _mae(pred, target):
+    return float(np.mean(np.abs(pred - target)))
+
+
 def summarize(records, fractions=FRACTIONS):
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
@@ -118,7 +122,18 @@ def summarize(records, fractions=FRACTIONS):
                         "tau_proxy": float(metrics.kendall_tau(pk, fk)),
                         "mae_latest": float(np.mean(np.abs(lk - fk))),
                         "tau_latest": float(metrics.kendall_tau(lk, fk))}
+            ci = {}
+            for k in ("10", "3", "1"):
+                rk = rs if k == "10" else [r for r in rs if "proxy_accuracy_k" in r]
+                if len(rk) < 3:
+                    continue
+                pk = np.array([(r["proxy_accuracy"] if k == "10" else r["proxy_accuracy_k"][k])[e] for r in rk])
+                lk = np.array([r["latest_val_accuracy"][e] for r in rk])
+                fk = np.array([r["final_test_accuracy"] for r in rk])
+                ci[k] = {"mae": metrics.paired_bootstrap(_mae, pk, lk, fk),
+                         "tau": metrics.paired_bootstrap(metrics.kendall_tau, pk, lk, fk)}
             rows.append({
+                "bootstrap": ci,
                 "window_variants": row_k,
                 "dataset": dataset, "fraction": f, "epoch": e + 1,
                 "n_configs": len(rs),
@@ -151,6 +166,19 @@ def markdown(rows):
                     f"{v['n_configs']} | {v['mae_latest']:.4f} | "
                     f"{v['mae_proxy']:.4f} | {v['tau_latest']:.3f} | "
                     f"{v['tau_proxy']:.3f} |")
+    boot = [r for r in rows if r.get("bootstrap") and r["fraction"] < 1]
+    if boot:
+        lines += ["", "Proxy minus latest, with a 90% paired-bootstrap interval over "
+                  "configurations (MAE: negative = proxy better; tau: positive = "
+                  "proxy better):", "",
+                  "| data set | budget | K | MAE difference | tau difference |",
+                  "|---|---|---|---|---|"]
+        for r in boot:
+            for k, v in r["bootstrap"].items():
+                (dm, lm, hm), (dt, lt, ht) = v["mae"], v["tau"]
+                lines.append(f"| {r['dataset']} | {r['fraction']:.0%} | {k} | "
+                             f"{dm:+.4f} [{lm:+.4f}, {hm:+.4f}] | "
+                             f"{dt:+.3f} [{lt:+.3f}, {ht:+.3f}] |")
     return "\n".join(lines)
 
 

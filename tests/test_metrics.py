@@ -56,3 +56,20 @@ def test_mean_std_and_format():
     assert (m, n) == (2.0, 3) and s == pytest.approx(1.0)
     assert metrics.format_mean_std([1.0, 3.0, None], digits=1) == "2.0 ± 1.4 (2/3)"
     assert metrics.format_mean_std([None]) == "—"
+
+
+def test_paired_bootstrap_interval_brackets_the_difference():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(size=40)
+    good = target + rng.normal(0, 0.01, 40)
+    bad = target + rng.normal(0, 0.3, 40)
+
+    def mae(p, t):
+        return float(np.mean(np.abs(p - t)))
+
+    d, lo, hi = metrics.paired_bootstrap(mae, good, bad, target, n_boot=500)
+    assert lo <= d <= hi < 0  # clearly better: the whole interval is below 0
+    d, lo, hi = metrics.paired_bootstrap(metrics.kendall_tau, good, good, target, n_boot=50)
+    assert d == lo == hi == 0.0
+    with pytest.raises(ValueError):
+        metrics.paired_bootstrap(mae, good[:3], bad, target)
