@@ -61,18 +61,22 @@ def main(argv=None):
     p.add_argument("--bn-momentum", type=float, default=0.9,
                    help="BatchNorm momentum (0.9 = cifar10-fast; 0.99 = Keras default)")
     p.add_argument("--no-val", action="store_true", help="ARC ignores the validation loss (use_validation=False)")
+    p.add_argument("--frequency", default=None,
+                   help="ARC's epochs per decision, or 'auto' (about 10 decisions per run); default 3, the paper's")
     args = p.parse_args(argv)
     BN_MOMENTUM["value"] = args.bn_momentum
     size = "smoke" if args.smoke else "full" if args.full else "small"
     lrs = args.lrs or ([LRS[1]] if args.smoke else LRS)
     seeds = list(range(args.seeds or (5 if args.full else 1)))
-    opts = {"arc": {"frequency": 1 if args.smoke else 3, "controller": args.controller,
+    freq = args.frequency or (1 if args.smoke else 3)
+    freq = freq if freq == "auto" else int(freq)
+    opts = {"arc": {"frequency": freq, "controller": args.controller,
                     "use_validation": not args.no_val},
             "exponential": {"gamma": 0.9}}
     records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
                                   optimizer="adam", options=opts)
     write_arc_tables(records, args.out, f"ARC Table 3 analog (CIFAR-10, size={size}, seeds={len(seeds)}, "
-        f"BatchNorm momentum {args.bn_momentum}, ARC use_validation={not args.no_val})",
+        f"BatchNorm momentum {args.bn_momentum}, ARC frequency={freq}, use_validation={not args.no_val})",
                      f"CIFAR-10 ResNet-9 ({size})")
 
 

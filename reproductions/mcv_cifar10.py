@@ -40,7 +40,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_autolr import datasets  # noqa: E402
-from keras_autolr.mcv import MCVModel, MCVStopping, THESIS_LR_LIST  # noqa: E402
+from keras_autolr.mcv import MCVModel, MCVStopping, PairedBatches, THESIS_LR_LIST  # noqa: E402
 from keras_autolr.mcv import cost as cost_lib  # noqa: E402
 
 GRID = (0.1, 0.01, 0.001, 0.0001)
@@ -176,18 +176,23 @@ def run_mcv(args, data, opt_name, method, opts):
     model.compile(optimizer(opt_name, start_lr), loss_fn(), metrics=["accuracy"])
     stop = MCVStopping(patience=args.patience)
     t = time.time()
-    hist = model.fit(data.x_train, data.y_train, batch_size=2 * args.batch, epochs=args.epochs,
-                     callbacks=[stop], verbose=0)
+    if args.pairing == "paired":
+        # The thesis's pairing: every batch of args.batch trains, each validated on another random one.
+        train = PairedBatches(data.x_train, data.y_train, batch_size=args.batch, seed=args.seed)
+        hist = model.fit(train, epochs=args.epochs, callbacks=[stop], verbose=0)
+    else:
+        hist = model.fit(data.x_train, data.y_train, batch_size=2 * args.batch, epochs=args.epochs,
+                         callbacks=[stop], verbose=0)
     wall = time.time() - t
     h = hist.history
     run = len(h["loss"])
     inner.compile(loss=loss_fn(), metrics=["accuracy"])
     test_loss, test_acc = evaluate(inner, data, args.batch)
-    steps = math.ceil(len(data.x_train) / (2 * args.batch))
+    steps = math.ceil(len(data.x_train) / (args.batch if args.pairing == "paired" else 2 * args.batch))
     n = model.num_slots
     fb, st = cost_lib.run_cost(method, n, run, steps)
     return {
-        "kind": "mcv", "optimizer": opt_name, "method": method, **opts,
+        "kind": "mcv", "optimizer": opt_name, "method": method, **opts, "pairing": args.pairing,
         "epochs": None if stop.best_epoch is None else stop.best_epoch + 1, "epochs_run": run,
         "stop_reason": stop.reason, "test_loss": test_loss, "test_acc": test_acc, "wall_s": wall,
         "cost_fwd_bwd": fb, "cost_step": st, "lr_per_epoch": h.get("learning_rate"),
@@ -200,6 +205,8 @@ def label(r):
     if r["kind"] == "baseline":
         return f"Baseline {r['optimizer']} lr={r['lr']:g}"
     extra = f", alpha={r['alpha']}" if "alpha" in r else ""
+    if r.get("pairing") == "paired":
+        extra += ", paired batches"
     return f"MCV {r['method']}{extra} ({r['optimizer']})"
 
 
@@ -242,6 +249,9 @@ def main(argv=None):
     p.add_argument("--mcv-optimizers", default="sgd_momentum")
     p.add_argument("--only", default="", help="comma list: baseline,discard,voting,method1,method2,method3")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairing", default="half", choices=("half", "paired"),
+                   help="half: split each 2x batch (default); paired: train on every batch, validate on "
+                        "another random one (keras_autolr.mcv.PairedBatches, the thesis's Algorithm 3)")
     args = p.parse_args(argv)
     if args.smoke:
         args.n_train, args.n_val, args.n_test = 256, 128, 256
@@ -257,6 +267,7 @@ def main(argv=None):
     for opt in args.mcv_optimizers.split(","):
         for method, opts in MCV_RUNS:
             name = f"mcv_{opt}_{method}" + "".join(f"_{k}{v}" for k, v in opts.items())
+            name += "_paired" if args.pairing == "paired" else ""
             jobs.append((name, lambda o=opt, m=method, k=opts: run_mcv(args, data, o, m, k), method))
     for opt in args.optimizers.split(","):
         for lr in GRID:
@@ -278,8 +289,10 @@ def main(argv=None):
     md = table(results)
     header = (f"CIFAR-10 subset: {len(data.x_train)} train / {len(data.x_val)} held-out val (baseline "
               f"early stopping only) / {len(data.x_test)} test; arch {args.arch} width x{args.width:.3g}; "
-              f"max {args.epochs} epochs, patience {args.patience}; baseline batch {args.batch}, MCV batch "
-              f"{2 * args.batch} (half trains, half validates); seed {args.seed}.\n\n")
+              f"max {args.epochs} epochs, patience {args.patience}; baseline batch {args.batch}, MCV "
+              + (f"paired batches of {args.batch} (every batch trains, each validated on another random "
+                 f"one)" if args.pairing == "paired" else
+                 f"batch {2 * args.batch} (half trains, half validates)") + f"; seed {args.seed}.\n\n")
     (out / "results.md").write_text(header + md + "\n")
     print(header + md)
 
