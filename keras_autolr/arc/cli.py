@@ -48,8 +48,13 @@ def _evaluate(args):
     from keras_autolr.arc import labels, load_controller, train
 
     x, y, meta = labels.build_dataset(args.data)
+    keep = np.ones(len(y), bool)
     if args.heldout_only:
-        x, y = x[~train.split_by_chain(meta["chain"], seed=args.seed)], y[~train.split_by_chain(meta["chain"], seed=args.seed)]
+        keep &= ~train.split_by_chain(meta["chain"], seed=args.seed)
+    if args.min_chain:
+        # Chains a controller trained on ids < min_chain never saw.
+        keep &= np.asarray(meta["chain"]) >= args.min_chain
+    x, y = x[keep], y[keep]
     model = load_controller(args.controller)
     res = train.evaluate(model, x, y)
     res["no_val"] = train.evaluate(model, train.zero_val_column(x, 1.0, np.random.default_rng(0)), y)
@@ -90,5 +95,7 @@ def add_parser(subparsers):
     e.add_argument("--controller", default=None, help="default: the shipped controller")
     e.add_argument("--heldout-only", action="store_true", help="only the 30%% held out by `train` with --seed")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--min-chain", type=int, default=0,
+                   help="only chains with id >= this (compare controllers on chains neither saw)")
     e.set_defaults(func=_evaluate)
     return p

@@ -65,3 +65,18 @@ def test_train_controller_end_to_end(tmp_path, monkeypatch):
     assert sum(map(sum, report["heldout"]["confusion"])) == report["heldout_samples"]
     assert 0.0 <= report["heldout"]["weighted_accuracy"] <= 1.0
     assert load_controller(out).count_params() == 79043
+    # `arc evaluate` on chains the controller never saw (ids >= 3 here), as JSON.
+    import argparse
+    import contextlib
+    import io
+    import json
+
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["arc", "evaluate", "--data", str(data), "--controller", str(out), "--min-chain", "3"])
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert args.func(args) == 0
+    res = json.loads(buf.getvalue())
+    assert res["n"] == 9  # 3 chains x 3 samples
+    assert 0.0 <= res["weighted_accuracy"] <= 1.0 and res["no_val"]["n"] == 9
