@@ -95,8 +95,11 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
     model.compile(optimizer=setup.optimizer, loss=task.loss, metrics=task.metrics())
     steps = _StepLogger()
     t0 = time.perf_counter()
-    hist = model.fit(data.x_train, data.y_train, batch_size=batch, epochs=epochs,
-                     validation_data=(data.x_val, data.y_val), shuffle=True,
+    if setup.train_data is not None:
+        train = {"x": setup.train_data(data.x_train, data.y_train, batch, seed)}
+    else:
+        train = {"x": data.x_train, "y": data.y_train, "batch_size": batch, "shuffle": True}
+    hist = model.fit(**train, epochs=epochs, validation_data=(data.x_val, data.y_val),
                      callbacks=[*setup.callbacks, *extra_callbacks, steps], verbose=verbose)
     wall = time.perf_counter() - t0
     h = {k: [_json_safe(float(x)) for x in v] for k, v in hist.history.items()}

@@ -69,11 +69,17 @@ class MethodContext:
 
 @dataclasses.dataclass
 class Setup:
-    """What `fit` needs for one method."""
+    """What `fit` needs for one method.
+
+    `train_data`, when set, is `train_data(x, y, batch_size, seed)` returning
+    what `fit` should train on instead of `(x, y)` with `batch_size` (e.g.
+    MCV's `PairedBatches`).
+    """
 
     optimizer: Any
     callbacks: list
     wrap_model: Optional[Callable] = None
+    train_data: Optional[Callable] = None
 
 
 _OPTIMIZERS = {

@@ -4,12 +4,14 @@ Options (via `make_setup(..., **options)` or `--option mcv:KEY=VALUE`):
 `method` ("method2" default; "discard", "voting", "method1", "method3"), `alpha`
 (method 2, default 0.5), `patience` (adds `MCVStopping`; default none, so a
 grid runs its full epochs), `initial_candidates` (e.g. the thesis's
-`[0.1, 0.01, 0.001, 0.0001]`), `min_lr`, `max_lr`, `vote_decay`.
+`[0.1, 0.01, 0.001, 0.0001]`), `min_lr`, `max_lr`, `vote_decay`, `pairing`.
 
-The setup's `wrap_model` wraps the task's model in `MCVModel`. MCV splits each
-batch into a training and a validation half, so a run with batch size B takes
-optimizer steps on B/2 examples (pass twice the usual batch size for the
-thesis's setting).
+The setup's `wrap_model` wraps the task's model in `MCVModel`. With
+`pairing="half"` (default) MCV splits each batch into a training and a
+validation half, so a run with batch size B takes optimizer steps on B/2
+examples. With `pairing="paired"` the setup's `train_data` feeds `fit` a
+`PairedBatches` (the thesis's pairing): every batch of B trains once per
+epoch, validated on B other random training examples.
 
 Example:
 
@@ -26,6 +28,7 @@ import functools
 
 from keras_autolr import methods
 from keras_autolr.mcv.callbacks import MCVController, MCVStopping
+from keras_autolr.mcv.data import PairedBatches
 from keras_autolr.mcv.model import METHODS, MCVModel
 
 _MODEL_KEYS = ("alpha", "factors", "initial_candidates", "voting_candidates", "vote_decay",
@@ -40,10 +43,13 @@ def _setup(ctx, method=None):
         raise ValueError(f"Unknown MCV method {method!r}; choose one of {METHODS}.")
     model_kw = {k: opts.pop(k) for k in list(opts) if k in _MODEL_KEYS}
     patience = opts.pop("patience", None)
+    pairing = opts.pop("pairing", "half")
+    if pairing not in ("half", "paired"):
+        raise ValueError(f"MCV pairing must be 'half' or 'paired', got {pairing!r}.")
     verbose = int(opts.pop("verbose", 0))
     if opts:
         raise ValueError(f"Unknown MCV options {sorted(opts)}; known: "
-                         f"{sorted(_MODEL_KEYS + ('method', 'patience', 'verbose'))}.")
+                         f"{sorted(_MODEL_KEYS + ('method', 'patience', 'verbose', 'pairing'))}.")
     callbacks = [MCVController(verbose=verbose)]
     if patience is not None:
         callbacks.append(MCVStopping(patience=int(patience)))
@@ -51,7 +57,12 @@ def _setup(ctx, method=None):
         optimizer=methods.make_optimizer(ctx.optimizer, ctx.initial_lr),
         callbacks=callbacks,
         wrap_model=functools.partial(MCVModel, method=method, **model_kw),
+        train_data=_paired if pairing == "paired" else None,
     )
+
+
+def _paired(x, y, batch_size, seed):
+    return PairedBatches(x, y, batch_size=batch_size, seed=seed)
 
 
 methods.register("mcv", _setup)

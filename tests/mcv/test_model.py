@@ -183,6 +183,21 @@ def test_registry_setup_wraps_model():
     assert default.wrap_model(_inner()).alpha == 0.1
     with pytest.raises(ValueError, match="Unknown MCV options"):
         methods.make_setup("mcv", initial_lr=0.01, epochs=1, steps_per_epoch=1, bogus=1)
+    assert setup.train_data is None  # default: batch halves
+    with pytest.raises(ValueError, match="pairing"):
+        methods.make_setup("mcv", initial_lr=0.01, epochs=1, steps_per_epoch=1, pairing="thirds")
+
+
+def test_registry_paired_setup_runs_through_run_one():
+    from keras_autolr import experiment
+
+    setup = methods.make_setup("mcv:method3", initial_lr=0.01, epochs=1, steps_per_epoch=1, pairing="paired")
+    x, y = _data()
+    ds = setup.train_data(x, y, 16, 0)
+    assert len(ds) == -(-len(x) // 16) and len(ds[0][0]) == 32
+    rec = experiment.run_one("digits_cnn", "mcv:method3", 0.01, size="smoke", epochs=1,
+                             optimizer="adam", options={"pairing": "paired"})
+    assert rec["epochs_run"] == 1 and rec["options"] == {"pairing": "paired"}
 
 
 def test_schedule_optimizer_lr_is_controlled():
