@@ -237,11 +237,8 @@ def markdown_table(records, digits=4):
     return "\n".join(lines)
 
 
-def plot_curves(records, path, title=None):
-    """ARC Figure 3 style: LR (top) and validation metric (bottom) per method, one column per initial LR.
-
-    Needs matplotlib (`pip install keras-autolr[plots]`); returns None without it.
-    """
+def pyplot():
+    """`matplotlib.pyplot` on the headless Agg backend, or None (with a note) without matplotlib."""
     try:
         import matplotlib
 
@@ -249,6 +246,17 @@ def plot_curves(records, path, title=None):
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed: skipping plot (pip install 'keras-autolr[plots]').")
+        return None
+    return plt
+
+
+def plot_curves(records, path, title=None):
+    """ARC Figure 3 style: LR (top) and validation metric (bottom) per method, one column per initial LR.
+
+    Needs matplotlib (`pip install keras-autolr[plots]`); returns None without it.
+    """
+    plt = pyplot()
+    if plt is None:
         return None
     lrs = sorted({r["initial_lr"] for r in records}, reverse=True)
     fig, axes = plt.subplots(2, len(lrs), figsize=(4.5 * len(lrs), 6), squeeze=False, sharex="col")

@@ -42,6 +42,7 @@ __all__ = [
     "set_learning_rate",
     "scale_learning_rate",
     "assign_learning_rate",
+    "stateless_learning_rate",
     "prepare",
 ]
 
@@ -257,6 +258,24 @@ def assign_learning_rate(optimizer, value):
         "Per-batch learning-rate control needs an optimizer built with a float "
         "learning rate or a LearningRateSchedule."
     )
+
+
+def stateless_learning_rate(optimizer, optimizer_values, value):
+    """Optimizer state values with the LR (or LR multiplier) set to `value`.
+
+    The stateless twin of `assign_learning_rate`, for pure train steps (JAX):
+    `optimizer_values` lines up with `optimizer.variables`; nothing is written.
+    """
+    # Map the given optimizer's own variables (a LossScaleOptimizer's include
+    # its inner optimizer's); assign_learning_rate finds the LR inside.
+    mapping = list(zip(optimizer.variables, optimizer_values))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        assign_learning_rate(optimizer, value)
+    out = []
+    for ref, val in zip(optimizer.variables, optimizer_values):
+        new = scope.get_current_value(ref)
+        out.append(val if new is None else new)
+    return out
 
 
 def scale_learning_rate(optimizer, factor):

@@ -101,12 +101,8 @@ def summary(rows, meta):
 
 
 def plot(rows, meta, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = experiment.pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
     for r in rows:

@@ -42,12 +42,10 @@ PRESETS = {
 
 
 def plot(task, history, path):
-    try:
-        import matplotlib
+    from keras_autolr import experiment
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = experiment.pyplot()
+    if plt is None:
         return
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))

@@ -156,12 +156,8 @@ def summary(name, rows):
 
 
 def plot(name, rows, path):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = experiment.pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     seen = set()

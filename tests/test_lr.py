@@ -209,3 +209,15 @@ def test_controller_under_loss_scale_optimizer_and_mixed_precision():
         keras.config.set_dtype_policy("float32")
     assert hist.history["learning_rate"][1] == pytest.approx(1e-3, rel=0.01)
     assert isinstance(opt.inner_optimizer._learning_rate, lr_lib.ScaledSchedule)
+
+
+@pytest.mark.jax
+def test_stateless_learning_rate_sets_the_lr_in_values_only():
+    opt = keras.optimizers.SGD(0.1, momentum=0.9)
+    opt.build([keras.Variable(np.zeros(3, "float32"))])
+    values = [v.value for v in opt.variables]
+    new = lr_lib.stateless_learning_rate(opt, values, 0.5)
+    assert len(new) == len(values)
+    changed = [i for i, (a, b) in enumerate(zip(values, new)) if not np.array_equal(np.asarray(a), np.asarray(b))]
+    assert len(changed) == 1 and float(np.asarray(new[changed[0]])) == pytest.approx(0.5)
+    assert lr_lib.get_learning_rate(opt) == pytest.approx(0.1)  # nothing was written

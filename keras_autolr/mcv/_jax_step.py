@@ -5,27 +5,14 @@ A trial is `optimizer.stateless_apply` on the current state followed by a
 restoring, and every candidate is evaluated in one `jax.vmap` (set
 `MCVModel.vectorize = False` to fall back to an unrolled loop inside the same
 jitted step). The candidate LR enters the optimizer state through
-`keras_autolr.lr.assign_learning_rate` inside a `keras.StatelessScope`.
+`keras_autolr.lr.stateless_learning_rate`.
 """
 
 import jax
 import jax.numpy as jnp
-import keras
 
 from keras_autolr import lr as lr_lib
 from keras_autolr.mcv import rules
-
-
-def _with_lr(opt, opt_values, lr):
-    """Optimizer state values with the LR (or LR multiplier) set to `lr`."""
-    mapping = list(zip(opt.variables, opt_values))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        lr_lib.assign_learning_rate(opt, lr)
-    out = []
-    for ref, val in zip(opt.variables, opt_values):
-        new = scope.get_current_value(ref)
-        out.append(val if new is None else new)
-    return out
 
 
 def _select(flag, a, b):
@@ -73,7 +60,7 @@ def train_step(model, state, data):
         two = method == "method2"
 
         def trial(lr):
-            tv_k, _ = opt.stateless_apply(_with_lr(opt, ov, lr), grads, tv)
+            tv_k, _ = opt.stateless_apply(lr_lib.stateless_learning_rate(opt, ov, lr), grads, tv)
             v = loss_at(tv_k, x2, y2, s2)
             t = loss_at(tv_k, x1, y1, s1) if two else jnp.zeros_like(v)
             return v, t
@@ -91,7 +78,7 @@ def train_step(model, state, data):
             best = rules.best_candidate(cur, val_losses, st["cand_mask"])
             history = rules.update_votes(st["history"], best, model.vote_decay)
             top = rules.top_candidate(history, st["cand_mask"])
-            ov_top = _with_lr(opt, ov, st["cand_lrs"][top])
+            ov_top = lr_lib.stateless_learning_rate(opt, ov, st["cand_lrs"][top])
             new_tv, new_ov = opt.stateless_apply(ov_top, grads, tv)
             steps += 1
             reject = jnp.logical_and(model.discard_on_no_improvement, best < 0)

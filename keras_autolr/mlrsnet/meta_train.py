@@ -323,17 +323,9 @@ def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, c
         p, h2, c2 = cell_step(theta, lb / norm, hc[0], hc[1])
         return gamma * jnp.reshape(p, ()), [h2, c2]
 
-    def with_lr(ov, a):
-        # The LR enters the optimizer's state through the LR module, as MCV does.
-        mapping = list(zip(model_opt.variables, ov))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
-            lr_lib.assign_learning_rate(model_opt, a)
-        return [val if scope.get_current_value(ref) is None else scope.get_current_value(ref)
-                for ref, val in zip(model_opt.variables, ov)]
-
     def model_step(st, lb, grads, ntv2):
         a, hc = predict(st["theta"], lb, st["hc"])
-        tv, ov = model_opt.stateless_apply(with_lr(st["ov"], a), grads, st["tv"])
+        tv, ov = model_opt.stateless_apply(lr_lib.stateless_learning_rate(model_opt, st["ov"], a), grads, st["tv"])
         return dict(st, tv=tv, ov=ov, ntv=ntv2, hc=hc), a
 
     def grads_of(st, xb, yb):
