@@ -22,3 +22,24 @@ def test_reproduction_smoke(script, tmp_path):
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     produced = list((tmp_path / "out").rglob("*"))
     assert any(p.suffix in (".md", ".json") for p in produced), "a reproduction must write results"
+
+
+@pytest.mark.slow
+def test_mlrsnet_transfer_tuned_protocol_smoke(tmp_path):
+    """--tuned: a grid per baseline, the chosen LR reported, the image net crossing to text."""
+    script = ROOT / "reproductions" / "mlrsnet_transfer.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke", "--tuned", "--tasks", "shakespeare",
+                          "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if out.returncode != 0 and "is not available offline" in out.stderr:
+        pytest.skip(out.stderr.strip().splitlines()[-1][:300])
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    runs = list((tmp_path / "out" / "shakespeare" / "runs").glob("*.json"))
+    # 5 SGD baselines and Adam over their text grids, plus one MLR-SNet run
+    sys.path.insert(0, str(ROOT / "reproductions"))
+    from mlrsnet_transfer import GRIDS
+    assert len(runs) == 5 * len(GRIDS["text"]["sgd"]) + len(GRIDS["text"]["adam"]) + 1
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "LR grid" in text and "*" in text
+    import json
+    mlr = [json.loads(p.read_text()) for p in runs if p.name.startswith("mlrsnet")][0]
+    assert mlr["options"]["cross_modal"] is True and mlr["optimizer"] == "sgd_clip"

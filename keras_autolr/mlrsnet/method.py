@@ -7,7 +7,7 @@ the first LR is `initial_lr` and the net shapes the schedule ("relative").
 
 Options (`make_setup("mlrsnet", ..., **options)`): `net` ("image", "text", a
 path or an `MLRSNet`), `task`, `gamma`, `num_classes`, `vocab_size`, `scale`,
-`checkpoints` + `swap_at`, `record_every`. For "hypergradient": `beta`
+`checkpoints` + `swap_at`, `record_every`, `cross_modal`. For "hypergradient": `beta`
 (default 1e-3 for SGD, 1e-7 otherwise), `record_every`.
 
 Example:
@@ -24,7 +24,7 @@ from keras_autolr.methods import Setup, make_optimizer, register
 from keras_autolr.mlrsnet.hypergradient import HypergradientDescent
 from keras_autolr.mlrsnet.scheduler import MLRSNetScheduler
 
-_KEYS = ("task", "gamma", "num_classes", "vocab_size", "scale", "checkpoints", "swap_at", "min_lr", "record_every")
+_KEYS = ("task", "gamma", "num_classes", "vocab_size", "scale", "checkpoints", "swap_at", "min_lr", "record_every", "cross_modal")
 
 
 @register("mlrsnet")

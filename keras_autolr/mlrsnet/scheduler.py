@@ -50,6 +50,13 @@ Args:
         meta-test does: the final net alone is a "late" net that predicts the
         small LRs of the end of training).
     task: "image" or "text"; checked against the net's mode (None: trust it).
+    cross_modal: if True, `task` may differ from the net's mode: the net is
+        used with the task's conventions (input loss / log(vocab) and gamma 40
+        for text; raw loss and the gamma rule for images). This is the paper's
+        transfer of the CIFAR-10 net to Penn Treebank (its Fig. 1(f)); with
+        gamma 40, train text models with gradient clipping as the paper does
+        (`SGD(..., global_clipnorm=0.25)`): without it the first LRs (~20)
+        blow up a small char-level GRU.
     gamma: "auto" or a positive float.
     num_classes: class count for the image gamma rule (None: the model's
         output width).
@@ -156,18 +163,26 @@ class MLRSNetScheduler(InStepController):
     __doc__ = __doc__
 
     def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
-                 scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0):
+                 scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0,
+                 cross_modal=False):
         super().__init__()
         if checkpoints is None and isinstance(net, str) and net in ("image", "text"):
             # The reference's meta-test: early/middle/late nets swapped at 1/3, 2/3.
             checkpoints = shipped_checkpoints(net)
         self.nets = [_resolve(n) for n in (checkpoints or [net])]
-        for n in self.nets:
-            check_mode(n, task)
+        if cross_modal:
+            if task not in ("image", "text"):
+                raise ValueError(f"cross_modal=True needs task='image' or 'text' (the conventions to use), got {task!r}.")
+        else:
+            for n in self.nets:
+                check_mode(n, task)
         modes = {n.mode for n in self.nets}
         if len(modes) > 1:
             raise ModeMismatchError(f"The checkpoints mix modes {sorted(modes)}; use nets of one mode.")
-        self.mode = self.nets[0].mode
+        self.net_mode = self.nets[0].mode
+        self.cross_modal = bool(cross_modal)
+        # The conventions (input normalisation, gamma) follow the task when crossing modes.
+        self.mode = task if cross_modal else self.net_mode
         if gamma != "auto" and not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
             raise ValueError(f"gamma must be 'auto' or a finite positive number, got {gamma!r}.")
         if scale not in ("auto", "absolute", "relative"):
@@ -300,5 +315,5 @@ class MLRSNetScheduler(InStepController):
         return {
             "task": self.mode, "gamma": self.gamma, "num_classes": self.num_classes,
             "vocab_size": self.vocab_size, "scale": self.scale, "swap_at": list(self.swap_at),
-            "min_lr": self.min_lr, "record_every": self.record_every,
+            "min_lr": self.min_lr, "record_every": self.record_every, "cross_modal": self.cross_modal,
         }

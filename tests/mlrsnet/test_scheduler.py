@@ -196,6 +196,31 @@ def test_text_net_normalises_by_log_vocab():
     assert cb.lr_history[0] == pytest.approx(2.0 * float(p[0]), rel=0.05)
 
 
+def test_cross_modal_image_net_on_text_task_uses_text_conventions():
+    """The paper's Fig. 1(f) transfer: an image net on a text task gets loss / log(V) and gamma 40."""
+    V, T = 20, 5
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, V, size=(32, T)).astype("int32")
+    y = rng.integers(0, V, size=(32, T)).astype("int32")
+    model = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 4), keras.layers.Dense(V)])
+    model.compile(keras.optimizers.SGD(1.0, global_clipnorm=0.25),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net = MLRSNet(mode="image", seed=0)
+    with pytest.raises(ModeMismatchError):
+        MLRSNetScheduler(net, task="text")  # crossing modes must be asked for
+    with pytest.raises(ValueError, match="cross_modal=True needs task"):
+        MLRSNetScheduler(net, cross_modal=True)
+    cb = MLRSNetScheduler(net, task="text", cross_modal=True, record_every=1)
+    hist = model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
+    assert cb.mode == "text" and cb.net_mode == "image" and cb.gamma == 40.0
+    assert cb.get_config()["cross_modal"] is True
+    # first LR = 40 * p(L0 / log V) with L0 ~ log V at init (one step moved it little)
+    p, _, _ = numpy_step(net.get_weights(), np.float32(math.log(V) / math.log(V)), np.zeros((1, net.hidden)),
+                         np.zeros((1, net.hidden)))
+    assert cb.lr_history[0] == pytest.approx(40.0 * float(p[0]), rel=0.05)
+    assert np.isfinite(hist.history["loss"][0])
+
+
 def test_shipped_image_net_uses_reference_checkpoint_swap():
     from keras_autolr.mlrsnet.scheduler import SAVED
 
