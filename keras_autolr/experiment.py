@@ -129,6 +129,22 @@ def _atomic_write_json(path, obj):
     os.replace(tmp, path)
 
 
+def run_cached(path, task, method, initial_lr, seed=0, *, label=None, **kwargs):
+    """`run_one`, resumable: the record at `path` if a finished run left one there.
+
+    Otherwise runs, adds `label` to the record when given, and writes it
+    atomically to `path`. Returns `(record, ran)`, `ran` False when loaded.
+    """
+    path = pathlib.Path(path)
+    if path.exists():
+        return json.loads(path.read_text()), False
+    rec = run_one(task, method, initial_lr, seed, **kwargs)
+    if label is not None:
+        rec["label"] = label
+    _atomic_write_json(path, rec)
+    return rec, True
+
+
 def load_records(out_dir):
     """All run records under `out_dir/runs`, sorted by run id."""
     return [json.loads(p.read_text()) for p in sorted(pathlib.Path(out_dir, "runs").glob("*.json"))]
@@ -163,9 +179,8 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
                     log(f"[{done}/{total}] {path.stem}: done before, skipped")
                     continue
                 data = data or task_obj.data(size, seed=0)
-                rec = run_one(task_obj, method, lr0, seed, size=size, epochs=epochs, optimizer=optimizer,
-                              options=options.get(method), verbose=verbose, data=data)
-                _atomic_write_json(path, rec)
+                rec, _ = run_cached(path, task_obj, method, lr0, seed, size=size, epochs=epochs, optimizer=optimizer,
+                                    options=options.get(method), verbose=verbose, data=data)
                 records.append(rec)
                 log(f"[{done}/{total}] {path.stem}: best val_{rec['metric']}={rec['best']} "
                     f"wall={rec['wall_s']:.1f}s{' DIVERGED' if rec['diverged'] else ''}")

@@ -156,14 +156,9 @@ def main(argv=None):
                 continue
             for lr in (a.lrs if a.lrs and opt == "sgd_wd" else [lr0]):
                 name = label if lr == lr0 else f"{label}_lr{lr:g}"
-                path = out / "runs" / f"{name}__s{seed}.json"
-                if path.exists():
-                    rec = json.loads(path.read_text())
-                else:
-                    rec = experiment.run_one(task, method, lr, seed, size=size, epochs=epochs,
-                                             optimizer=opt, data=data)
-                    rec["label"] = name
-                    experiment._atomic_write_json(path, rec)
+                rec, ran = experiment.run_cached(out / "runs" / f"{name}__s{seed}.json", task, method, lr, seed,
+                                                 label=name, size=size, epochs=epochs, optimizer=opt, data=data)
+                if ran:
                     print(f"{name} s{seed}: best test acc {max(rec['history']['val_accuracy']):.4f} "
                           f"wall {rec['wall_s']:.0f}s", flush=True)
                 rows.append(rec)

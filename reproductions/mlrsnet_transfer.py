@@ -171,14 +171,8 @@ def run_task_tuned(name, size, seeds, out, net_override=None):
     rows = []
 
     def run(label, method, opt, lr0, seed, options):
-        path = out / name / "runs" / f"{label}__lr{lr0:g}__s{seed}.json"
-        if path.exists():
-            rec = json.loads(path.read_text())
-        else:
-            rec = experiment.run_one(task, method, lr0, seed, size=size, optimizer=opt,
-                                     options=options, data=data)
-            rec["label"] = label
-            experiment._atomic_write_json(path, rec)
+        rec, _ = experiment.run_cached(out / name / "runs" / f"{label}__lr{lr0:g}__s{seed}.json", task, method,
+                                       lr0, seed, label=label, size=size, optimizer=opt, options=options, data=data)
         print(f"{name} {label} lr {lr0:g} seed {seed}: best val_{rec['metric']}={rec['best']} "
               f"wall={rec['wall_s']:.1f}s", flush=True)
         return rec
@@ -232,14 +226,8 @@ def run_task(name, size, seeds, out, net_override=None):
     rows = []
     for seed in seeds:
         for label, method, opt, lr0, options in _variants(name, data.num_classes, net_path):
-            path = out / name / "runs" / f"{label}__s{seed}.json"
-            if path.exists():
-                rec = json.loads(path.read_text())
-            else:
-                rec = experiment.run_one(task, method, lr0, seed, size=size, optimizer=opt,
-                                         options=options, data=data)
-                rec["label"] = label
-                experiment._atomic_write_json(path, rec)
+            rec, _ = experiment.run_cached(out / name / "runs" / f"{label}__s{seed}.json", task, method, lr0, seed,
+                                           label=label, size=size, optimizer=opt, options=options, data=data)
             rows.append(rec)
             print(f"{name} {label} seed {seed}: best val_{rec['metric']}={rec['best']} "
                   f"test={rec['test']} wall={rec['wall_s']:.1f}s", flush=True)

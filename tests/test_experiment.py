@@ -31,6 +31,15 @@ def test_grid_is_resumable_and_tabulated(tmp_path):
         assert experiment.plot_curves(again, tmp_path / "c.png").exists()
 
 
+@pytest.mark.slow
+def test_run_cached_runs_once_then_loads(tmp_path):
+    path = tmp_path / "runs" / "a.json"
+    rec, ran = experiment.run_cached(path, "digits_cnn", "constant", 1e-2, 0, label="fixed", size="smoke")
+    assert ran and rec["label"] == "fixed" and json.loads(path.read_text()) == json.loads(json.dumps(rec))
+    again, ran = experiment.run_cached(path, "digits_cnn", "constant", 1e-2, 0, label="fixed", size="smoke")
+    assert not ran and again["wall_s"] == rec["wall_s"]
+
+
 def test_perplexity_metric():
     import numpy as np
 

@@ -181,13 +181,18 @@ def test_image_auto_gamma_needs_class_count():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
 
 
-def test_text_net_normalises_by_log_vocab():
-    V, T = 20, 5
-    rng = np.random.default_rng(0)
+def _text_lm(V, T, seed, optimizer):
+    """A tiny compiled next-token model and random (x, y) of 32 sequences."""
+    rng = np.random.default_rng(seed)
     x = rng.integers(0, V, size=(32, T)).astype("int32")
     y = rng.integers(0, V, size=(32, T)).astype("int32")
     model = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 4), keras.layers.Dense(V)])
-    model.compile(keras.optimizers.SGD(1.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, x, y
+
+
+def test_text_net_normalises_by_log_vocab():
+    model, x, y = _text_lm(20, 5, 0, keras.optimizers.SGD(1.0))
     net = MLRSNet(mode="text", seed=0)
     cb = MLRSNetScheduler(net, task="text", gamma=2.0, record_every=1)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[cb])
@@ -198,13 +203,8 @@ def test_text_net_normalises_by_log_vocab():
 
 def test_cross_modal_image_net_on_text_task_uses_text_conventions():
     """The paper's Fig. 1(f) transfer: an image net on a text task gets loss / log(V) and gamma 40."""
-    V, T = 20, 5
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, V, size=(32, T)).astype("int32")
-    y = rng.integers(0, V, size=(32, T)).astype("int32")
-    model = keras.Sequential([keras.Input((T,), dtype="int32"), keras.layers.Embedding(V, 4), keras.layers.Dense(V)])
-    model.compile(keras.optimizers.SGD(1.0, global_clipnorm=0.25),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    V = 20
+    model, x, y = _text_lm(V, 5, 1, keras.optimizers.SGD(1.0, global_clipnorm=0.25))
     net = MLRSNet(mode="image", seed=0)
     with pytest.raises(ModeMismatchError):
         MLRSNetScheduler(net, task="text")  # crossing modes must be asked for
