@@ -158,7 +158,7 @@ def _read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def _fashion_mnist(root, n_train=None, seed=0, **_):
+def _fashion_mnist(root, n_train=None, n_val=5000, n_test=None, seed=0, **_):
     folders = [root / "fashion-mnist", root / "fashion_mnist", *map(pathlib.Path, FASHION_DIRS)]
     folder = next((f for f in folders if (f / "train-images-idx3-ubyte.gz").exists()), None)
     if folder is None:
@@ -173,6 +173,8 @@ def _fashion_mnist(root, n_train=None, seed=0, **_):
     yt = _read_idx(folder / "t10k-labels-idx1-ubyte.gz").astype("int32")
     x, y, xv, yv = _split_off(x, y, 5000, seed)
     x, y = _subset(x, y, n_train, seed)
+    xv, yv = _subset(xv, yv, n_val, seed)
+    xt, yt = _subset(xt, yt, n_test, seed)
     return Split("fashion_mnist", "image", x, y, xv, yv, xt, yt, 10)
 
 
@@ -344,7 +346,8 @@ def load(name, data_dir=None, **kwargs):
             `TFDS_DATA_DIR`.
         data_dir: the offline data folder (see module docstring).
         **kwargs: loader options: `n_train` (random training subset),
-            `seed` (validation split and subset), `n_val`, `n_test` (CIFAR-10).
+            `seed` (validation split and subset), `n_val`, `n_test` (CIFAR-10,
+            Fashion-MNIST).
 
     Raises:
         DatasetUnavailable: the data is missing offline, with how to get it.

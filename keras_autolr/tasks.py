@@ -245,6 +245,21 @@ register(Task(
     epochs={"smoke": 2, "small": 15, "full": 30},
 ))
 
+# The ARC controller's selection proxy (`keras-autolr arc select`): the shape of
+# the CIFAR-10 evaluation (ResNet-9, BatchNorm momentum 0.9, Adam, 15 epochs)
+# on another data set, as the reference picked among candidates on SVHN.
+register(Task(
+    name="fashion_mnist_resnet9",
+    load=_image_loader("fashion_mnist", {"smoke": 512, "small": 3000, "full": None},
+                       n_val={"smoke": 256, "small": 1000, "full": 5000},
+                       n_test={"smoke": 256, "small": 1000, "full": None}),
+    build=lambda size, k: resnet9((28, 28, 1), k, width={"smoke": 4, "small": 8, "full": 64}[size],
+                                  bn_momentum=0.9),
+    loss="sparse_categorical_crossentropy", metric="accuracy", mode="max",
+    batch_size={"smoke": 128, "small": 128, "full": 128},
+    epochs={"smoke": 2, "small": 15, "full": 30},
+))
+
 register(Task(
     name="cifar10_resnet9",
     load=_image_loader("cifar10", {"smoke": 512, "small": 10000, "full": None},

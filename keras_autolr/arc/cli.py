@@ -5,6 +5,7 @@ keras-autolr arc generate --out data/arc_0.h5 --chains 360 --shard 0/2
 keras-autolr arc generate --merge data/arc_0.h5 data/arc_1.h5 --out data/arc.h5
 keras-autolr arc train --data data/arc.h5 --out saved_controllers/arc.keras --report arc_report.json
 keras-autolr arc evaluate --data data/arc.h5 --controller saved_controllers/arc.keras
+keras-autolr arc select --candidates saved_controllers/arc.keras runs/c1.keras --out runs/arc_select
 ```
 """
 
@@ -62,6 +63,24 @@ def _evaluate(args):
     return 0
 
 
+def _select(args):
+    import shutil
+
+    from keras_autolr.arc import select
+
+    report = select.select_controller(
+        args.candidates, args.out, task=args.task, initial_lrs=args.lrs, seeds=range(args.seeds),
+        size=args.size, frequency=args.frequency, optimizer=args.optimizer, baselines=args.baselines,
+        log=lambda s: print(s, flush=True),
+    )
+    print(select.selection_table(report))
+    print(f"chosen: {report['chosen']} ({report['chosen_path']})")
+    if args.copy_to and report["chosen_path"] != args.copy_to:
+        shutil.copyfile(report["chosen_path"], args.copy_to)
+        print(f"copied to {args.copy_to}")
+    return 0
+
+
 def add_parser(subparsers):
     """Adds the `arc` command group to an argparse `subparsers` object."""
     p = subparsers.add_parser("arc", help="ARC: generate training data, train and evaluate controllers")
@@ -98,4 +117,19 @@ def add_parser(subparsers):
     e.add_argument("--min-chain", type=int, default=0,
                    help="only chains with id >= this (compare controllers on chains neither saw)")
     e.set_defaults(func=_evaluate)
+
+    from keras_autolr.arc.select import PROXY_LRS, PROXY_TASK
+
+    s = sub.add_parser("select", help="pick among candidate controllers by ARC runs on a proxy task (resumable)")
+    s.add_argument("--candidates", nargs="+", required=True, help=".keras controllers, incumbent first")
+    s.add_argument("--out", required=True, help="folder for the run records and selection.json / .md")
+    s.add_argument("--task", default=PROXY_TASK, help="proxy task (never an evaluation task)")
+    s.add_argument("--lrs", nargs="+", type=float, default=list(PROXY_LRS))
+    s.add_argument("--seeds", type=int, default=2, help="runs per initial LR")
+    s.add_argument("--size", default="small", choices=["smoke", "small", "full"])
+    s.add_argument("--frequency", type=int, default=3, help="ARC's epochs per decision")
+    s.add_argument("--optimizer", default="adam")
+    s.add_argument("--baselines", nargs="*", default=[], help="methods run on the same grid for reference")
+    s.add_argument("--copy-to", help="copy the chosen controller here (e.g. saved_controllers/arc.keras)")
+    s.set_defaults(func=_select)
     return p
