@@ -10,8 +10,8 @@ too high, one good, one too low, so a candidate has to both lower and raise.
 
 The rule is pure (`proxy_scores`, `choose`): a candidate's score is the mean
 over initial LRs of its mean best validation metric over seeds; the highest
-wins (lowest for a "min" metric), and a tie keeps the earlier candidate, so
-list the incumbent first. `select_controller` runs the proxy (resumable: one
+wins (lowest for a "min" metric), and a tie (within float32 round-off) keeps
+the earlier candidate, so list the incumbent first. `select_controller` runs the proxy (resumable: one
 JSON record per run) and writes `selection.json` and `selection.md`.
 
 Example:
@@ -74,15 +74,19 @@ def proxy_scores(records):
     return out
 
 
-def choose(scores, candidates):
-    """The candidate (a label in `scores`) with the best score; ties keep the earlier one."""
+def choose(scores, candidates, tol=1e-6):
+    """The candidate (a label in `scores`) with the best score; ties keep the earlier one.
+
+    Scores closer than `tol` are a tie: metrics arrive as float32 (an accuracy
+    of 0.886 is 0.88599998...), so equal results can differ in the last bits.
+    """
     missing = [c for c in candidates if c not in scores]
     if missing:
         raise ValueError(f"No proxy score for candidates {missing}.")
     sign = 1.0 if scores[candidates[0]]["mode"] == "max" else -1.0
     best = candidates[0]
     for c in candidates[1:]:
-        if sign * scores[c]["score"] > sign * scores[best]["score"]:
+        if sign * (scores[c]["score"] - scores[best]["score"]) > tol:
             best = c
     return best
 

@@ -37,6 +37,15 @@ def test_choose_best_and_tie_keeps_incumbent():
     assert select.choose(s, ["old", "new", "better"]) == "better"
 
 
+def test_float32_roundoff_is_a_tie():
+    # 0.886 + 0.8655 + 0.829 and 0.8855 + 0.8665 + 0.8295 as float32 accuracies: equal results.
+    s = {"old": {"score": 0.8605000078678131, "mode": "max"}, "new": {"score": 0.8604999979337057, "mode": "max"},
+         "up": {"score": 0.8605000178678131, "mode": "max"}}
+    assert select.choose(s, ["new", "old"]) == "new"
+    assert select.choose(s, ["old", "up"]) == "old"
+    assert select.choose(s, ["old", "new", "up"]) == "old"
+
+
 def test_choose_lowest_for_min_metric():
     s = select.proxy_scores([_rec("a", 1.0, 120.0, "min"), _rec("b", 1.0, 110.0, "min")])
     assert select.choose(s, ["a", "b"]) == "b"
