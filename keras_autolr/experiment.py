@@ -155,6 +155,10 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
     """Runs every method x initial LR x seed once, skipping finished runs.
 
     Args:
+        methods: method names, or labelled jobs `(label, method, options)`:
+            a job's runs go under `runs/<label>/`, its records carry the
+            label, and its options replace `options[method]` (so one method
+            can run in several variants, e.g. ARC with several controllers).
         options: per-method options, `{method: {...}}`.
         log: progress printer (one line per run).
 
@@ -164,25 +168,28 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
     task_obj = tasks_lib.get(task) if isinstance(task, str) else task
     optimizer = optimizer or task_obj.optimizer
     options = options or {}
+    jobs = [m if isinstance(m, tuple) else (None, m, options.get(m)) for m in methods]
     data = None
     records = []
-    total = len(methods) * len(initial_lrs) * len(seeds)
+    total = len(jobs) * len(initial_lrs) * len(seeds)
     done = 0
     for lr0 in initial_lrs:
         for seed in seeds:
-            for method in methods:
+            for label, method, m_options in jobs:
                 done += 1
-                m_opt = (options.get(method) or {}).get("optimizer", optimizer)
-                path = pathlib.Path(out_dir, "runs", run_id(task_obj.name, method, lr0, seed, m_opt) + ".json")
+                m_opt = (m_options or {}).get("optimizer", optimizer)
+                path = pathlib.Path(out_dir, "runs", label or "",
+                                    run_id(task_obj.name, method, lr0, seed, m_opt) + ".json")
+                name = f"{label}/{path.stem}" if label else path.stem
                 if path.exists():
                     records.append(json.loads(path.read_text()))
-                    log(f"[{done}/{total}] {path.stem}: done before, skipped")
+                    log(f"[{done}/{total}] {name}: done before, skipped")
                     continue
                 data = data or task_obj.data(size, seed=0)
-                rec, _ = run_cached(path, task_obj, method, lr0, seed, size=size, epochs=epochs, optimizer=optimizer,
-                                    options=options.get(method), verbose=verbose, data=data)
+                rec, _ = run_cached(path, task_obj, method, lr0, seed, label=label, size=size, epochs=epochs,
+                                    optimizer=optimizer, options=m_options, verbose=verbose, data=data)
                 records.append(rec)
-                log(f"[{done}/{total}] {path.stem}: best val_{rec['metric']}={rec['best']} "
+                log(f"[{done}/{total}] {name}: best val_{rec['metric']}={rec['best']} "
                     f"wall={rec['wall_s']:.1f}s{' DIVERGED' if rec['diverged'] else ''}")
                 sys.stdout.flush()
     return records

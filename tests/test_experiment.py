@@ -6,6 +6,17 @@ from keras_autolr import experiment, tasks
 
 
 @pytest.mark.slow
+def test_grid_runs_labelled_jobs_in_their_own_folders(tmp_path):
+    # One method in two variants (as ARC selection runs several controllers).
+    jobs = [("fast", "exponential", {"gamma": 0.5}), ("slow", "exponential", {"gamma": 0.99})]
+    recs = experiment.run_grid("digits_cnn", jobs, [1e-2], [0], tmp_path, size="smoke", log=lambda _: None)
+    assert [r["label"] for r in recs] == ["fast", "slow"]
+    assert [p.parent.name for p in sorted((tmp_path / "runs").rglob("*.json"))] == ["fast", "slow"]
+    lrs = [r["lr"][-1] for r in recs]
+    assert lrs[0] < lrs[1]
+
+
+@pytest.mark.slow
 def test_grid_is_resumable_and_tabulated(tmp_path):
     log = []
     recs = experiment.run_grid("digits_cnn", ["constant", "exponential"], [1e-2], [0], tmp_path,

@@ -11,8 +11,9 @@ too high, one good, one too low, so a candidate has to both lower and raise.
 The rule is pure (`proxy_scores`, `choose`): a candidate's score is the mean
 over initial LRs of its mean best validation metric over seeds; the highest
 wins (lowest for a "min" metric), and a tie (within float32 round-off) keeps
-the earlier candidate, so list the incumbent first. `select_controller` runs the proxy (resumable: one
-JSON record per run) and writes `selection.json` and `selection.md`.
+the earlier candidate, so list the incumbent first. `select_controller` runs
+the proxy (resumable: one JSON record per run) and writes `selection.json` and
+`selection.md`.
 
 Example:
 
@@ -121,22 +122,11 @@ def select_controller(candidates, out_dir, *, task=PROXY_TASK, initial_lrs=PROXY
             raise FileNotFoundError(f"Candidate controller {c} does not exist.")
     task_obj = tasks_lib.get(task)
     out_dir = pathlib.Path(out_dir)
-    data = task_obj.data(size, seed=0)
-    jobs = [(lab, "arc", {"controller": str(c), "frequency": frequency}) for lab, c in zip(labels, candidates)]
+    jobs = [(lab, "arc", {"controller": str(c), "frequency": frequency})
+            for lab, c in zip(labels, candidates)]
     jobs += [(b, b, None) for b in baselines]
-    records = []
-    total, done = len(jobs) * len(initial_lrs) * len(seeds), 0
-    for lr0 in initial_lrs:
-        for seed in seeds:
-            for label, method, options in jobs:
-                done += 1
-                rid = experiment.run_id(task_obj.name, method, lr0, seed, optimizer)
-                path = out_dir / "runs" / label / f"{rid}.json"
-                rec, ran = experiment.run_cached(path, task_obj, method, lr0, seed, label=label, size=size,
-                                                 optimizer=optimizer, options=options, data=data)
-                records.append(rec)
-                log(f"[{done}/{total}] {label} lr={lr0:g} seed={seed}: best val_{rec['metric']}="
-                    f"{rec['best']}{'' if ran else ' (done before)'}")
+    records = experiment.run_grid(task_obj, jobs, initial_lrs, seeds, out_dir, size=size,
+                                  optimizer=optimizer, log=log)
     scores = proxy_scores(records)
     chosen = choose(scores, labels)
     report = {

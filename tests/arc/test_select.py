@@ -95,5 +95,5 @@ def test_select_runs_proxy_resumably(tmp_path, capsys):
     lines.clear()
     again = select.select_controller([a, b], out, size="smoke", initial_lrs=(1e-3,), seeds=(0,),
                                      frequency=1, baselines=("constant",), log=lines.append)
-    assert all(line.endswith("(done before)") for line in lines) and len(lines) == 3
+    assert all(line.endswith("done before, skipped") for line in lines) and len(lines) == 3
     assert again["scores"] == report["scores"]
