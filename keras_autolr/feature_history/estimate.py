@@ -18,6 +18,7 @@ result.accuracy, result.partial, result.epochs
 
 import contextlib
 import dataclasses
+import functools
 import math
 import warnings
 
@@ -29,6 +30,17 @@ THESIS_FIT = dict(epochs=5, batch_size=1024, learning_rate=0.05, momentum=0.9,
                   weight_decay=5e-4)
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    # Built once: each ThreadpoolController scans the loaded libraries, which
+    # took half of a K=10 estimate's time when done per classifier.
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
 def _single_threaded_blas():
     """Runs the tiny matmuls on one BLAS thread.
 
@@ -37,11 +49,10 @@ def _single_threaded_blas():
     without. threadpoolctl ships with scikit-learn; without it, nothing
     changes.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    controller = _blas_controller()
+    if controller is None:
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _softmax(z):

@@ -146,3 +146,23 @@ def test_no_records_error():
         est.estimate_from_epochs([], k=10)
     with pytest.raises(ValueError, match="k must be"):
         est.estimate_from_epochs([_record(0, 1.0, 0)], k=0)
+
+
+def test_estimate_runs_blas_on_one_thread_and_restores_it():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    with est._single_threaded_blas():
+        assert blas_threads() == [1] * len(before)
+        with est._single_threaded_blas():  # nested, as fit inside estimate
+            assert blas_threads() == [1] * len(before)
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+    # The library scan is done once per process, not once per classifier.
+    assert est._blas_controller() is est._blas_controller()
