@@ -98,11 +98,9 @@ def main():
         t0, c0 = time.perf_counter(), time.process_time()
         m.fit(x, y, batch_size=128, epochs=epochs, validation_data=(xv, yv), callbacks=cbs, verbose=0)
         # CPU time of all threads: a second view, less sensitive to other processes than wall time.
-        cpu[kind].append(time.process_time() - c0)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     kinds = ["plain", "hook"] + list(args.frequencies)
-    cpu = {k: [] for k in kinds}
     t0 = time.perf_counter()
     ARC(args.controller)._get_predictor()(np.zeros((300, 3), "float32"))
     first_use = time.perf_counter() - t0
@@ -110,15 +108,16 @@ def main():
         fit(k)
     hook_seconds.clear()
     times = {k: [] for k in kinds}
-    cpu.clear()
-    cpu.update({k: [] for k in kinds})
+    cpu = {k: [] for k in kinds}
     for _ in range(args.repeats):
         for k in kinds:
-            times[k].append(fit(k))
+            wall, cpu_s = fit(k)
+            times[k].append(wall)
+            cpu[k].append(cpu_s)
     mp = statistics.median(times["plain"])
 
-    def ratio(k):
-        return statistics.median(t / p for t, p in zip(times[k], times["plain"]))
+    def ratio(k, series=times):
+        return statistics.median(t / p for t, p in zip(series[k], series["plain"]))
 
     rng = np.random.default_rng(0)
     cycles = [rng.uniform(1, 2, 29 * 3) for _ in range(3)]
@@ -144,8 +143,7 @@ def main():
     print("CPU time (process_time, all threads), median of per-repeat ratios to plain fit:")
     for k in kinds[1:]:
         label = "no-op per-batch hook" if k == "hook" else f"fit with ARC(frequency={k})"
-        r = statistics.median(c / p for c, p in zip(cpu[k], cpu["plain"]))
-        print(f"  {label:<30} {statistics.median(cpu[k]):.3f} s   ratio {r:.4f}x")
+        print(f"  {label:<30} {statistics.median(cpu[k]):.3f} s   ratio {ratio(k, cpu):.4f}x")
     print(f"controller query (window + forward), median of 50: {1000 * statistics.median(lat):.2f} ms")
     print(f"one-time cost of the first ARC in this process (load + compile, shared by later fits): {first_use:.3f} s")
 
