@@ -30,16 +30,16 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr import tasks  # noqa: E402
-from keras_autolr.arc import ARC, build_controller, load_controller  # noqa: E402
-from keras_autolr.arc.controller import Predictor, default_controller_path  # noqa: E402
-from keras_autolr.arc.preprocessing import build_window  # noqa: E402
+from keras_autolr.harness import tasks  # noqa: E402
+from keras_autolr.runtime.arc import ARC, build_controller, load_controller  # noqa: E402
+from keras_autolr.runtime.arc.controller import Predictor, default_controller_path  # noqa: E402
+from keras_autolr.runtime.arc.preprocessing import build_window  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--task", default="mnist1d_cnn", help="a keras_autolr.tasks name, trained at size 'small'")
+    p.add_argument("--task", default="mnist1d_cnn", help="a keras_autolr.harness.tasks name, trained at size 'small'")
     p.add_argument("--epochs", type=int, default=30, help="0: the task's own epoch count")
     p.add_argument("--frequencies", type=int, nargs="+", default=[3, 1])
     p.add_argument("--controller", default=None)

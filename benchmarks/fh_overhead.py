@@ -1,7 +1,7 @@
 """Feature-history overhead: recording, one estimate, bytes per epoch.
 
 Side by side (interleaved, warm-up excluded, median of repeats, through
-`keras_autolr.benchmark.compare`) on MNIST-1D with the conv1d net:
+`keras_autolr.harness.timing.compare`) on MNIST-1D with the conv1d net:
 
 * plain `fit` with `validation_data`;
 * + `FeatureHistory` recording all training rows (the default
@@ -33,10 +33,10 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from keras_autolr import benchmark, datasets, tasks  # noqa: E402
-from keras_autolr.feature_history import FeatureHistory  # noqa: E402
-from keras_autolr.feature_history import ProxyAccuracy  # noqa: E402
-from keras_autolr.feature_history import estimate  # noqa: E402
+from keras_autolr.harness import timing as benchmark, datasets, tasks  # noqa: E402
+from keras_autolr.runtime.feature_history import FeatureHistory  # noqa: E402
+from keras_autolr.runtime.feature_history import ProxyAccuracy  # noqa: E402
+from keras_autolr.runtime.feature_history import estimate  # noqa: E402
 
 
 def main(argv=None):

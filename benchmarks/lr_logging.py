@@ -11,8 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from keras_autolr import benchmark, tasks  # noqa: E402
-from keras_autolr.controller import LearningRateController, LearningRateLogger  # noqa: E402
+from keras_autolr.harness import timing as benchmark, tasks  # noqa: E402
+from keras_autolr.runtime.lr_callback import LearningRateController, LearningRateLogger  # noqa: E402
 
 _DATA = None
 

@@ -7,7 +7,7 @@ alternate (this machine's speed drifts); a warm-up epoch of each (tracing /
 compilation) is excluded; the ratio of medians and the ratio of minima (the
 least-disturbed epochs, robust to other jobs on a shared machine) are reported.
 
-Theoretical ratios (see `keras_autolr.mcv.cost`):
+Theoretical ratios (see `keras_autolr.runtime.mcv.cost`):
 * `table`: Table 4.1's (#forward + #backward) over the baseline's 2, i.e. as if
   every pass ran on a full batch (the thesis's accounting);
 * `weighted`: passes on half batches, backward = 2 forwards, optimizer steps free.
@@ -32,8 +32,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr.mcv import MCVModel  # noqa: E402
-from keras_autolr.mcv import cost as cost_lib  # noqa: E402
+from keras_autolr.runtime.mcv import MCVModel  # noqa: E402
+from keras_autolr.runtime.mcv import cost as cost_lib  # noqa: E402
 
 RUNS = [("discard", {}), ("voting", {}), ("method1", {}), ("method2", {"alpha": 0.5}), ("method3", {})]
 

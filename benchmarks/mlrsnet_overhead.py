@@ -6,7 +6,7 @@ constant-LR fit" and report what meta-training costs.
 1. Meta-test: the same model, data and SGD, fitted (a) with a constant LR,
    (b) with `MLRSNetScheduler` (per-batch LR predicted inside the step),
    (c) with `HypergradientDescent` for reference. Interleaved repeats,
-   warm-up excluded, median of per-repeat ratios (`keras_autolr.benchmark`).
+   warm-up excluded, median of per-repeat ratios (`keras_autolr.harness.timing`).
 2. Meta-training: seconds per epoch of `meta_train` with t_val = 10 and 35
    against `meta_train` with no meta step after the first (t_val huge, the
    same hand-written loop) and against a plain Keras `fit` epoch.
@@ -35,9 +35,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr import benchmark  # noqa: E402
-from keras_autolr.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler  # noqa: E402
-from keras_autolr.mlrsnet import recipes  # noqa: E402
+from keras_autolr.harness import timing as benchmark  # noqa: E402
+from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler  # noqa: E402
+from keras_autolr.harness import recipes  # noqa: E402
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(args.n, 28, 28, 1)).astype("float32")
@@ -69,7 +69,7 @@ print(benchmark.format_report(report, title=f"meta-test fit, backend {keras.back
                                              f"{args.n} images 28x28, small CNN, batch 128, {args.epochs} epochs"))
 
 if not args.skip_meta and keras.backend.backend() == "tensorflow":
-    from keras_autolr.mlrsnet.meta_train import meta_train
+    from keras_autolr.pipelines.mlrsnet.meta_train import meta_train
 
     def meta_epoch_seconds(t_val):
         keras.utils.set_random_seed(0)

@@ -35,7 +35,7 @@ def load(name):
         order = np.random.default_rng(0).permutation(len(x))
         x, y = x[order], y[order]
         return x[:1000], y[:1000], x[1000:1400], y[1000:1400]
-    from keras_autolr import datasets
+    from keras_autolr.harness import datasets
     s = datasets.load(name, n_train=4000)
     return s.x_train, s.y_train, s.x_val[:2000], s.y_val[:2000]
 
@@ -70,7 +70,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import keras_tuner as kt
 
-    from keras_autolr.feature_history import search
+    from keras_autolr.runtime.feature_history import search
 
     xt, yt, xv, yv = load(a.dataset)
     build_model.input_shape = xt.shape[1:]

@@ -33,7 +33,7 @@ def load_digits_split():
 
 
 def objective_factory(data, max_epochs, workdir):
-    from keras_autolr.feature_history import search
+    from keras_autolr.runtime.feature_history import search
     xt, yt, xv, yv = data
 
     def objective(trial):
@@ -73,7 +73,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     import optuna
 
-    from keras_autolr.feature_history import search
+    from keras_autolr.runtime.feature_history import search
 
     study = search.create_study(study_name=a.study, storage=a.storage,
                                 max_epochs=a.max_epochs, seed=a.seed)

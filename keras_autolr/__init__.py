@@ -11,15 +11,15 @@ Four published methods, each a callback or train step you add to `model.fit`:
   `ProxyAccuracy` turns them into an early estimate of final accuracy for
   hyperparameter search.
 
-Plus the baselines they are measured against (`keras_autolr.methods`), the one
-module that reads and writes learning rates (`keras_autolr.lr`), data sets,
+Plus the baselines they are measured against (`keras_autolr.harness.methods`), the one
+module that reads and writes learning rates (`keras_autolr.runtime.lr`), data sets,
 tasks, metrics and the experiment runner.
 """
 
 import importlib
 
-from keras_autolr.controller import LearningRateController, LearningRateLogger
-from keras_autolr.lr import (
+from keras_autolr.runtime.lr_callback import LearningRateController, LearningRateLogger
+from keras_autolr.runtime.lr import (
     LearningRateError,
     get_learning_rate,
     scale_learning_rate,
@@ -30,24 +30,24 @@ __version__ = "0.1.0"
 
 # Method classes are imported on first use: each pulls in its own pieces.
 _LAZY = {
-    "ARC": "keras_autolr.arc",
-    "MLRSNet": "keras_autolr.mlrsnet",
-    "FeatureHistory": "keras_autolr.feature_history",
-    "MLRSNetScheduler": "keras_autolr.mlrsnet",
-    "ProxyAccuracy": "keras_autolr.feature_history",
-    "MCVModel": "keras_autolr.mcv",
-    "MCVController": "keras_autolr.mcv",
-    "MCVStopping": "keras_autolr.mcv",
-    "mcv": "keras_autolr.mcv",
-    "arc": "keras_autolr.arc",
-    "mlrsnet": "keras_autolr.mlrsnet",
-    "feature_history": "keras_autolr.feature_history",
-    "datasets": "keras_autolr.datasets",
-    "tasks": "keras_autolr.tasks",
-    "methods": "keras_autolr.methods",
-    "metrics": "keras_autolr.metrics",
-    "experiment": "keras_autolr.experiment",
-    "lr": "keras_autolr.lr",
+    "ARC": "keras_autolr.runtime.arc",
+    "MLRSNet": "keras_autolr.runtime.mlrsnet",
+    "FeatureHistory": "keras_autolr.runtime.feature_history",
+    "MLRSNetScheduler": "keras_autolr.runtime.mlrsnet",
+    "ProxyAccuracy": "keras_autolr.runtime.feature_history",
+    "MCVModel": "keras_autolr.runtime.mcv",
+    "MCVController": "keras_autolr.runtime.mcv",
+    "MCVStopping": "keras_autolr.runtime.mcv",
+    "mcv": "keras_autolr.runtime.mcv",
+    "arc": "keras_autolr.runtime.arc",
+    "mlrsnet": "keras_autolr.runtime.mlrsnet",
+    "feature_history": "keras_autolr.runtime.feature_history",
+    "datasets": "keras_autolr.harness.datasets",
+    "tasks": "keras_autolr.harness.tasks",
+    "methods": "keras_autolr.harness.methods",
+    "metrics": "keras_autolr.harness.metrics",
+    "experiment": "keras_autolr.harness.runner",
+    "lr": "keras_autolr.runtime.lr",
 }
 
 

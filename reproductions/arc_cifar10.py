@@ -24,7 +24,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keras_autolr import experiment, tasks  # noqa: E402
+from keras_autolr.harness import runner as experiment, tasks  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import write_arc_tables  # noqa: E402

@@ -27,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from keras_autolr import experiment, tasks  # noqa: E402
+from keras_autolr.harness import runner as experiment, tasks  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import write_arc_tables  # noqa: E402

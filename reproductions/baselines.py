@@ -10,7 +10,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from common import grid_main  # noqa: E402
 
-from keras_autolr import methods, tasks  # noqa: E402
+from keras_autolr.harness import methods, tasks  # noqa: E402
 
 if __name__ == "__main__":
     task = "mnist1d_cnn"

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def grid_main(description, task, methods, initial_lrs, seeds, default_out, options=None,
               optimizer=None, argv=None, title=None):
-    from keras_autolr import experiment
+    from keras_autolr.harness import runner as experiment
 
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--smoke", action="store_true", help="tiny size for CI (overrides --size)")
@@ -56,7 +56,7 @@ def write_arc_tables(records, out, heading, plot_title):
     threshold (worst best score at each LR) is taken over those; the second
     table adds ReduceLROnPlateau and ScheduleFreeAdamW with their own threshold.
     """
-    from keras_autolr import experiment
+    from keras_autolr.harness import runner as experiment
 
     paper = [r for r in records if r["method"] in ARC_PAPER_METHODS]
     table = experiment.markdown_table(paper) if paper else "(no runs)"

@@ -10,7 +10,7 @@ import math
 import keras
 import numpy as np
 
-from keras_autolr import datasets
+from keras_autolr.harness import datasets
 
 SIZES = {
     # dataset: (n_train, n_val, n_test)

@@ -32,9 +32,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fh_common  # noqa: E402
-from keras_autolr import metrics  # noqa: E402
-from keras_autolr.feature_history import FeatureHistory  # noqa: E402
-from keras_autolr.feature_history import estimate as est  # noqa: E402
+from keras_autolr.harness import metrics  # noqa: E402
+from keras_autolr.runtime.feature_history import FeatureHistory  # noqa: E402
+from keras_autolr.runtime.feature_history import estimate as est  # noqa: E402
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import keras_tuner as kt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr import metrics  # noqa: E402
+from keras_autolr.harness import metrics  # noqa: E402
 
 
 class _Table:

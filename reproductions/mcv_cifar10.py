@@ -39,9 +39,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr import datasets  # noqa: E402
-from keras_autolr.mcv import MCVModel, MCVStopping, PairedBatches, THESIS_LR_LIST  # noqa: E402
-from keras_autolr.mcv import cost as cost_lib  # noqa: E402
+from keras_autolr.harness import datasets  # noqa: E402
+from keras_autolr.runtime.mcv import MCVModel, MCVStopping, PairedBatches, THESIS_LR_LIST  # noqa: E402
+from keras_autolr.runtime.mcv import cost as cost_lib  # noqa: E402
 
 GRID = (0.1, 0.01, 0.001, 0.0001)
 MCV_RUNS = (
@@ -251,7 +251,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pairing", default="half", choices=("half", "paired"),
                    help="half: split each 2x batch (default); paired: train on every batch, validate on "
-                        "another random one (keras_autolr.mcv.PairedBatches, the thesis's Algorithm 3)")
+                        "another random one (keras_autolr.runtime.mcv.PairedBatches, the thesis's Algorithm 3)")
     args = p.parse_args(argv)
     if args.smoke:
         args.n_train, args.n_val, args.n_test = 256, 128, 256

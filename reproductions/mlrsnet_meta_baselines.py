@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_autolr import experiment, methods, metrics, tasks  # noqa: E402
-from keras_autolr.mlrsnet import method as _register_methods  # noqa: E402,F401  ("hypergradient")
-from keras_autolr.mlrsnet import recipes  # noqa: E402
-from keras_autolr.mlrsnet.meta_train import carve_validation  # noqa: E402
+from keras_autolr.harness import runner as experiment, methods, metrics, tasks  # noqa: E402
+from keras_autolr.harness.methods import mlrsnet as _register_methods  # noqa: E402,F401  ("hypergradient")
+from keras_autolr.harness import recipes  # noqa: E402
+from keras_autolr.pipelines.mlrsnet.meta_train import carve_validation  # noqa: E402
 
 OUT = ROOT / "reproductions" / "results" / "mlrsnet_meta_baselines"
 META = ROOT / "reproductions" / "results" / "mlrsnet_meta_train" / "image_history.json"

@@ -42,7 +42,7 @@ PRESETS = {
 
 
 def plot(task, history, path):
-    from keras_autolr import experiment
+    from keras_autolr.harness import runner as experiment
 
     plt = experiment.pyplot()
     if plt is None:
@@ -77,7 +77,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     ck = pathlib.Path(a.from_dir) if a.from_dir else out / f"work_{a.task}"
     if not a.from_dir:
-        from keras_autolr.mlrsnet.cli import main as cli
+        from keras_autolr.cli.mlrsnet import main as cli
 
         cli(["mlrsnet", "meta-train", "--task", a.task, *PRESETS[(a.task, size)],
              "--checkpoint-dir", str(ck), "--out", str(out / f"mlrsnet_{a.task}.keras")])

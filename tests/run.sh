@@ -5,6 +5,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONUNBUFFERED=1
 status=0
+echo "== lint-imports (the layering contracts in pyproject.toml)"
+lint-imports || status=$?
 echo "== pytest, TensorFlow backend (all tests, slow ones included)"
 KERAS_BACKEND=tensorflow python -m pytest -q -p no:cacheprovider "$@" || status=$?
 if python -c "import jax" 2>/dev/null; then

@@ -4,10 +4,10 @@ import keras_autolr
 
 
 def test_top_level_names_resolve_to_the_method_classes():
-    from keras_autolr.arc import ARC
-    from keras_autolr.feature_history import FeatureHistory, ProxyAccuracy
-    from keras_autolr.mcv import MCVModel, MCVStopping
-    from keras_autolr.mlrsnet import MLRSNetScheduler
+    from keras_autolr.runtime.arc import ARC
+    from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy
+    from keras_autolr.runtime.mcv import MCVModel, MCVStopping
+    from keras_autolr.runtime.mlrsnet import MLRSNetScheduler
 
     assert keras_autolr.ARC is ARC
     assert keras_autolr.FeatureHistory is FeatureHistory
@@ -24,7 +24,7 @@ def test_unknown_attribute():
 
 
 def test_every_own_method_is_registered():
-    from keras_autolr import methods
+    from keras_autolr.harness import methods
 
     names = methods.names()
     for m in ("arc", "mlrsnet", "mcv"):
@@ -34,12 +34,12 @@ def test_every_own_method_is_registered():
 def test_controllers_folder_from_env(tmp_path, monkeypatch):
     import shutil
 
-    from keras_autolr import saved
-    from keras_autolr.arc import default_controller_path
+    from keras_autolr.runtime import artifacts as saved
+    from keras_autolr.runtime.arc import default_controller_path
 
-    shutil.copy(saved.controller_path("arc.keras"), tmp_path / "arc.keras")
+    shutil.copy(saved.artifact_path("arc.keras"), tmp_path / "arc.keras")
     monkeypatch.delenv("KERAS_AUTOLR_ARC_CONTROLLER", raising=False)
     monkeypatch.setenv(saved.ENV, str(tmp_path))
     assert default_controller_path() == str(tmp_path / "arc.keras")
     with pytest.raises(FileNotFoundError, match=saved.ENV):
-        saved.controller_path("nope.keras")
+        saved.artifact_path("nope.keras")

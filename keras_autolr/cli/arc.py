@@ -1,0 +1,136 @@
+"""`keras-autolr arc ...`: generate data, train and evaluate ARC controllers.
+
+```
+keras-autolr arc generate --out data/arc_0.h5 --chains 360 --shard 0/2
+keras-autolr arc generate --merge data/arc_0.h5 data/arc_1.h5 --out data/arc.h5
+keras-autolr arc train --data data/arc.h5 --out saved_controllers/arc.keras --report arc_report.json
+keras-autolr arc evaluate --data data/arc.h5 --controller saved_controllers/arc.keras
+keras-autolr arc select --candidates saved_controllers/arc.keras runs/c1.keras --out runs/arc_select
+```
+"""
+
+import json
+
+__all__ = ["add_parser"]
+
+
+def _generate(args):
+    from keras_autolr.pipelines.arc import generate
+
+    if args.merge:
+        count = generate.merge(args.merge, args.out)
+        print(f"{args.out}: {count} chains")
+        return 0
+    samples = generate.generate(
+        args.out, args.chains, shard=args.shard, tasks=args.tasks or None,
+        base_seed=args.seed, time_limit=args.time_limit, large=args.large,
+        log=lambda s: print(s, flush=True),
+    )
+    print(f"{args.out}: {samples} decisions (before correction)")
+    return 0
+
+
+def _train(args):
+    from keras_autolr.pipelines.arc import train
+
+    report = train.train_controller(
+        args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, zero_val_fraction=args.zero_val_fraction,
+        balanced=not args.no_balance, seed=args.seed, report_path=args.report,
+    )
+    report.pop("history")
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def _evaluate(args):
+    import numpy as np
+
+    from keras_autolr.pipelines.arc import labels, train
+    from keras_autolr.runtime.arc import load_controller
+
+    x, y, meta = labels.build_dataset(args.data)
+    keep = np.ones(len(y), bool)
+    if args.heldout_only:
+        keep &= ~train.split_by_chain(meta["chain"], seed=args.seed)
+    if args.min_chain:
+        # Chains a controller trained on ids < min_chain never saw.
+        keep &= np.asarray(meta["chain"]) >= args.min_chain
+    x, y = x[keep], y[keep]
+    model = load_controller(args.controller)
+    res = train.evaluate(model, x, y)
+    res["no_val"] = train.evaluate(model, train.zero_val_column(x, 1.0, np.random.default_rng(0)), y)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+def _select(args):
+    import shutil
+
+    from keras_autolr.pipelines.arc import select
+
+    report = select.select_controller(
+        args.candidates, args.out, task=args.task, initial_lrs=args.lrs, seeds=range(args.seeds),
+        size=args.size, frequency=args.frequency, optimizer=args.optimizer, baselines=args.baselines,
+        log=lambda s: print(s, flush=True),
+    )
+    print(select.selection_table(report))
+    print(f"chosen: {report['chosen']} ({report['chosen_path']})")
+    if args.copy_to and report["chosen_path"] != args.copy_to:
+        shutil.copyfile(report["chosen_path"], args.copy_to)
+        print(f"copied to {args.copy_to}")
+    return 0
+
+
+def add_parser(subparsers):
+    """Adds the `arc` command group to an argparse `subparsers` object."""
+    p = subparsers.add_parser("arc", help="ARC: generate training data, train and evaluate controllers")
+    sub = p.add_subparsers(dest="arc_command", required=True)
+
+    g = sub.add_parser("generate", help="generate (or merge) training chains into HDF5 (resumable)")
+    g.add_argument("--out", required=True, help="HDF5 file to write or extend")
+    g.add_argument("--chains", type=int, default=360, help="number of chains over all shards")
+    g.add_argument("--shard", default="0/1", help="i/k: run chains with id %% k == i")
+    g.add_argument("--tasks", nargs="*", help="zoo task names (default: all)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    g.add_argument("--large", action="store_true", help="8x data per epoch (GPU users)")
+    g.add_argument("--merge", nargs="*", help="merge these shard files into --out instead")
+    g.set_defaults(func=_generate)
+
+    t = sub.add_parser("train", help="train a controller (70/30 split, best by weighted accuracy)")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True, help=".keras file for the best controller")
+    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--learning-rate", type=float, default=1e-4)
+    t.add_argument("--zero-val-fraction", type=float, default=0.5)
+    t.add_argument("--no-balance", action="store_true", help="no class weighting (the paper's setting)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--report", help="write the JSON report here")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="confusion matrix and weighted accuracy of a controller")
+    e.add_argument("--data", required=True)
+    e.add_argument("--controller", default=None, help="default: the shipped controller")
+    e.add_argument("--heldout-only", action="store_true", help="only the 30%% held out by `train` with --seed")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--min-chain", type=int, default=0,
+                   help="only chains with id >= this (compare controllers on chains neither saw)")
+    e.set_defaults(func=_evaluate)
+
+    from keras_autolr.pipelines.arc.select import PROXY_LRS, PROXY_TASK
+
+    s = sub.add_parser("select", help="pick among candidate controllers by ARC runs on a proxy task (resumable)")
+    s.add_argument("--candidates", nargs="+", required=True, help=".keras controllers, incumbent first")
+    s.add_argument("--out", required=True, help="folder for the run records and selection.json / .md")
+    s.add_argument("--task", default=PROXY_TASK, help="proxy task (never an evaluation task)")
+    s.add_argument("--lrs", nargs="+", type=float, default=list(PROXY_LRS))
+    s.add_argument("--seeds", type=int, default=2, help="runs per initial LR")
+    s.add_argument("--size", default="small", choices=["smoke", "small", "full"])
+    s.add_argument("--frequency", type=int, default=3, help="ARC's epochs per decision")
+    s.add_argument("--optimizer", default="adam")
+    s.add_argument("--baselines", nargs="*", default=[], help="methods run on the same grid for reference")
+    s.add_argument("--copy-to", help="copy the chosen controller here (e.g. saved_controllers/arc.keras)")
+    s.set_defaults(func=_select)
+    return p

@@ -1,0 +1,53 @@
+"""`keras-autolr fh ...`: feature-history commands.
+
+    keras-autolr fh estimate run.h5 --k 10 [--upto-epoch 5]
+    keras-autolr fh info run.h5
+    keras-autolr fh demo --dataset mnist1d --epochs 12
+"""
+
+import json
+
+
+def _estimate(a):
+    from keras_autolr.runtime.feature_history import estimate
+    r = estimate.estimate_file(a.path, k=a.k, upto_epoch=a.upto_epoch,
+                               warn=False)
+    out = {"proxy_accuracy": r.accuracy, "epochs": r.epochs,
+           "partial": r.partial, "latest_accuracy": r.latest_accuracy,
+           "member_accuracies": r.member_accuracies}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def _info(a):
+    from keras_autolr.runtime.feature_history.store import HistoryStore
+    s = HistoryStore(a.path)
+    out = {"epochs": s.epochs(), "metadata": s.metadata,
+           "bytes_per_epoch": s.nbytes_per_epoch()}
+    print(json.dumps(out, indent=1, default=str))
+    return out
+
+
+def _demo(a):
+    from keras_autolr.cli.feature_history_demo import demo_section
+    return demo_section(dataset=a.dataset, epochs=a.epochs, k=a.k)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "fh", help="feature histories: early estimate of final accuracy")
+    sub = p.add_subparsers(dest="fh_command", required=True)
+    e = sub.add_parser("estimate", help="proxy estimate from an HDF5 history")
+    e.add_argument("path")
+    e.add_argument("--k", type=int, default=10)
+    e.add_argument("--upto-epoch", type=int, default=None)
+    e.set_defaults(func=_estimate)
+    i = sub.add_parser("info", help="epochs and metadata of a history")
+    i.add_argument("path")
+    i.set_defaults(func=_info)
+    d = sub.add_parser("demo", help="early estimate vs final accuracy")
+    d.add_argument("--dataset", default="mnist1d")
+    d.add_argument("--epochs", type=int, default=12)
+    d.add_argument("--k", type=int, default=10)
+    d.set_defaults(func=_demo)
+    return p

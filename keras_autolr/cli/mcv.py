@@ -1,0 +1,78 @@
+"""`keras-autolr mcv ...`: MCV from the command line.
+
+Commands:
+
+* `keras-autolr mcv run --task mnist1d_cnn --method method2 --alpha 0.5 --lr 0.01`
+  trains one task with MCV and prints the per-epoch decisions and test score;
+* `keras-autolr mcv cost --method method2 --candidates 7` prints Table 4.1's
+  per-step operation counts;
+* `keras-autolr mcv reproduce [--smoke]` runs `reproductions/mcv_cifar10.py`.
+"""
+
+import pathlib
+import runpy
+import sys
+
+from keras_autolr.runtime.mcv import cost as cost_lib
+
+
+def _run(a):
+    from keras_autolr.harness import runner as experiment
+
+    options = {"method": a.method, "alpha": a.alpha}
+    if a.patience:
+        options["patience"] = a.patience
+    rec = experiment.run_one(a.task, "mcv", a.lr, seed=a.seed, size=a.size, epochs=a.epochs,
+                         optimizer=a.optimizer, options=options, verbose=a.verbose)
+    h = rec["history"]
+    for e, lr in enumerate(h.get("learning_rate", [])):
+        print(f"epoch {e + 1}: lr {lr:.4g}  val-batch loss {h['mcv_val_batch_loss'][e]:.4f}  "
+              f"discard rate {h['mcv_discard_rate'][e]:.2%}")
+    print("test:", rec["test"], f"wall {rec['wall_s']:.1f}s")
+
+
+def _cost(a):
+    for m in ([a.method] if a.method else cost_lib.METHODS):
+        c = cost_lib.step_cost(m, a.candidates)
+        print(f"{m:9s} forward {c.forward:3d}  backward {c.backward}  step {c.step:2d}  "
+              f"table ratio {cost_lib.table_ratio(m, a.candidates):.1f}  "
+              f"size-weighted ratio {cost_lib.weighted_ratio(m, a.candidates, split=m != 'baseline'):.2f}")
+
+
+def _reproduce(a):
+    script = pathlib.Path(__file__).resolve().parents[2] / "reproductions" / "mcv_cifar10.py"
+    if not script.exists():
+        raise ValueError(f"{script} not found: run from a source checkout of keras_autolr.")
+    sys.argv = [str(script)] + (["--smoke"] if a.smoke else []) + ["--out", a.out]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def add_parser(subparsers):
+    from keras_autolr.harness import tasks
+    from keras_autolr.runtime.mcv.model import METHODS
+
+    p = subparsers.add_parser("mcv", help="micro cross-validation LR search (thesis methods)")
+    sub = p.add_subparsers(dest="mcv_command", required=True)
+
+    r = sub.add_parser("run", help="train one task with an MCV method")
+    r.add_argument("--task", required=True, choices=tasks.names())
+    r.add_argument("--method", default="method2", choices=METHODS)
+    r.add_argument("--alpha", type=float, default=0.5)
+    r.add_argument("--lr", type=float, default=0.01, help="initial LR")
+    r.add_argument("--optimizer", default=None)
+    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--patience", type=int, default=None)
+    r.add_argument("--size", default="small", choices=["smoke", "small", "full"])
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--verbose", type=int, default=0)
+    r.set_defaults(func=_run)
+
+    c = sub.add_parser("cost", help="thesis Table 4.1 operation counts per step")
+    c.add_argument("--method", default=None, choices=cost_lib.METHODS)
+    c.add_argument("--candidates", type=int, default=7)
+    c.set_defaults(func=_cost)
+
+    q = sub.add_parser("reproduce", help="thesis Tables 4.2/4.5 analog on CIFAR-10")
+    q.add_argument("--smoke", action="store_true")
+    q.add_argument("--out", default="reproductions/results/mcv_cifar10")
+    q.set_defaults(func=_reproduce)

@@ -1,0 +1,246 @@
+"""Registry of learning-rate methods: baselines and keras_autolr's own.
+
+A *method* turns a `MethodContext` (optimizer name, initial LR, run length)
+into a `Setup`: the optimizer to compile with, the callbacks to pass to `fit`,
+and optionally a function that wraps the model (MCV changes `train_step`).
+The demo, the reproduction scripts and the benchmarks all build runs through
+this registry, so a new method plugs into all of them by registering once.
+
+Baselines are thin wrappers over Keras built-ins (nothing re-implemented):
+
+| name | paper name | Keras piece |
+|---|---|---|
+| `constant` | BLR | float learning rate |
+| `cosine_restarts` | CCD / SGDR | `CosineDecayRestarts` |
+| `exponential` | ED | `ExponentialDecay`, gamma per epoch, staircase |
+| `multistep` | MultiStep | `PiecewiseConstantDecay`, x0.1 at milestones |
+| `plateau` | - | `ReduceLROnPlateau` |
+| `schedule_free` | - | `ScheduleFreeAdamW` (ignores `optimizer`; with the TF-backend fix of `keras_autolr.runtime.optimizers.schedule_free`) |
+
+Non-finite losses: every setup includes `keras.callbacks.TerminateOnNaN`, so a
+diverging run stops at the first NaN/inf batch loss instead of training on
+garbage; the run record then says `diverged`.
+
+Example:
+
+```python
+setup = keras_autolr.harness.methods.make_setup("cosine_restarts", initial_lr=1e-3,
+                                        epochs=30, steps_per_epoch=100)
+model.compile(optimizer=setup.optimizer, loss="sparse_categorical_crossentropy")
+model.fit(x, y, epochs=30, callbacks=setup.callbacks)
+```
+"""
+
+import dataclasses
+import importlib
+from typing import Any, Callable, Optional
+
+import keras
+
+from keras_autolr.runtime.lr_callback import LearningRateLogger
+
+__all__ = [
+    "MethodContext",
+    "Setup",
+    "register",
+    "names",
+    "make_setup",
+    "make_optimizer",
+    "register_optimizer",
+    "UnknownMethodError",
+]
+
+
+class UnknownMethodError(KeyError):
+    def __str__(self):
+        return self.args[0]
+
+
+@dataclasses.dataclass
+class MethodContext:
+    """What a method needs to know about the run it is set up for."""
+
+    initial_lr: float
+    epochs: int
+    steps_per_epoch: int
+    optimizer: str = "adam"
+    options: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Setup:
+    """What `fit` needs for one method.
+
+    `train_data`, when set, is `train_data(x, y, batch_size, seed)` returning
+    what `fit` should train on instead of `(x, y)` with `batch_size` (e.g.
+    MCV's `PairedBatches`).
+    """
+
+    optimizer: Any
+    callbacks: list
+    wrap_model: Optional[Callable] = None
+    train_data: Optional[Callable] = None
+
+
+_OPTIMIZERS = {
+    "adam": lambda lr: keras.optimizers.Adam(lr),
+    "sgd": lambda lr: keras.optimizers.SGD(lr),
+    "sgd_momentum": lambda lr: keras.optimizers.SGD(lr, momentum=0.9),
+    "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),
+    "adamw": lambda lr: keras.optimizers.AdamW(lr),
+}
+
+
+def register_optimizer(name, factory):
+    """Registers `factory(learning_rate) -> keras.optimizers.Optimizer` under `name`.
+
+    Lets a reproduction compare methods on an optimizer the built-in names
+    do not cover (e.g. SGD with weight decay):
+    `register_optimizer("sgd_wd", lambda lr: keras.optimizers.SGD(lr, weight_decay=5e-4))`.
+    """
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
+    _OPTIMIZERS[name] = factory
+    return factory
+
+
+def make_optimizer(name, learning_rate):
+    """Builds a Keras optimizer by name with a float LR or a schedule."""
+    if name not in _OPTIMIZERS:
+        raise UnknownMethodError(
+            f"Unknown optimizer {name!r}; choose one of {sorted(_OPTIMIZERS)}."
+        )
+    if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        learning_rate = float(learning_rate)
+    return _OPTIMIZERS[name](learning_rate)
+
+
+_REGISTRY = {}
+# Methods implemented in subpackages register themselves on import; listed
+# here so `names()` and `make_setup` can find them without importing
+# everything up front.
+_LAZY = {
+    "arc": "keras_autolr.harness.methods.arc",
+    "mlrsnet": "keras_autolr.harness.methods.mlrsnet",
+    "hypergradient": "keras_autolr.harness.methods.mlrsnet",
+    "mcv": "keras_autolr.harness.methods.mcv",
+}
+
+
+def register(name, factory=None):
+    """Registers `factory(ctx: MethodContext) -> Setup` under `name`.
+
+    Usable as a decorator: `@register("my_method")`.
+    """
+
+    def deco(f):
+        _REGISTRY[name] = f
+        return f
+
+    return deco(factory) if factory is not None else deco
+
+
+def _load(name):
+    if name not in _REGISTRY and name.split(":")[0] in _LAZY:
+        try:
+            importlib.import_module(_LAZY[name.split(":")[0]])
+        except ModuleNotFoundError as e:
+            raise UnknownMethodError(f"Method {name!r} is not available: {e}") from e
+
+
+def names():
+    """All method names: baselines, then keras_autolr's own."""
+    found = list(_REGISTRY)
+    for key, module in _LAZY.items():
+        if importlib.util.find_spec(module) is not None and key not in found:
+            found.append(key)
+    return found
+
+
+def make_setup(name, *, initial_lr, epochs, steps_per_epoch, optimizer="adam", **options):
+    """Builds the `Setup` of method `name` for one run."""
+    _load(name)
+    if name not in _REGISTRY:
+        raise UnknownMethodError(
+            f"Unknown learning-rate method {name!r}; choose one of {names()}."
+        )
+    if not (float(initial_lr) > 0):
+        raise ValueError(f"initial_lr must be positive, got {initial_lr}.")
+    ctx = MethodContext(float(initial_lr), int(epochs), int(steps_per_epoch), optimizer, options)
+    setup = _REGISTRY[name](ctx)
+    if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in setup.callbacks):
+        setup.callbacks.insert(0, keras.callbacks.TerminateOnNaN())
+    return setup
+
+
+# -- baselines ---------------------------------------------------------------
+
+
+@register("constant")
+def _constant(ctx):
+    return Setup(make_optimizer(ctx.optimizer, ctx.initial_lr), [LearningRateLogger()])
+
+
+@register("cosine_restarts")
+def _cosine_restarts(ctx):
+    # Defaults follow ARC's CCD: 3 cycles with t_mul=2 fill the run (T0 = E/7).
+    t0 = ctx.options.get("t0_epochs") or max(1, round(ctx.epochs / 7))
+    sched = keras.optimizers.schedules.CosineDecayRestarts(
+        ctx.initial_lr,
+        first_decay_steps=int(t0 * ctx.steps_per_epoch),
+        t_mul=float(ctx.options.get("t_mul", 2.0)),
+        m_mul=float(ctx.options.get("m_mul", 1.0)),
+        alpha=float(ctx.options.get("alpha", 0.0)),
+    )
+    return Setup(make_optimizer(ctx.optimizer, sched), [LearningRateLogger()])
+
+
+@register("exponential")
+def _exponential(ctx):
+    sched = keras.optimizers.schedules.ExponentialDecay(
+        ctx.initial_lr,
+        decay_steps=ctx.steps_per_epoch,
+        decay_rate=float(ctx.options.get("gamma", 0.9)),
+        staircase=True,
+    )
+    return Setup(make_optimizer(ctx.optimizer, sched), [LearningRateLogger()])
+
+
+@register("multistep")
+def _multistep(ctx):
+    milestones = ctx.options.get("milestones") or [0.5, 0.75]
+    # Fractions of the run or absolute epochs.
+    epochs = [int(round(m * ctx.epochs)) if m < 1 else int(m) for m in milestones]
+    factor = float(ctx.options.get("factor", 0.1))
+    sched = keras.optimizers.schedules.PiecewiseConstantDecay(
+        # PiecewiseConstantDecay switches *after* a boundary step: the first
+        # step of epoch e has iteration e * steps_per_epoch.
+        [e * ctx.steps_per_epoch - 1 for e in epochs],
+        [ctx.initial_lr * factor**k for k in range(len(epochs) + 1)],
+    )
+    return Setup(make_optimizer(ctx.optimizer, sched), [LearningRateLogger()])
+
+
+@register("plateau")
+def _plateau(ctx):
+    cb = keras.callbacks.ReduceLROnPlateau(
+        monitor=ctx.options.get("monitor", "val_loss"),
+        factor=float(ctx.options.get("factor", 0.2)),
+        patience=int(ctx.options.get("patience", max(2, ctx.epochs // 10))),
+        min_lr=float(ctx.options.get("min_lr", 0.0)),
+    )
+    return Setup(make_optimizer(ctx.optimizer, ctx.initial_lr), [cb])
+
+
+@register("schedule_free")
+def _schedule_free(ctx):
+    from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
+
+    opt = ScheduleFreeAdamW(
+        learning_rate=ctx.initial_lr,
+        warmup_steps=int(ctx.options.get("warmup_steps", 0)),
+    )
+    return Setup(opt, [LearningRateLogger()])
+
+
+BASELINES = ["constant", "cosine_restarts", "exponential", "multistep", "plateau", "schedule_free"]

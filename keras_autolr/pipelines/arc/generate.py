@@ -1,0 +1,249 @@
+"""Generates ARC's training data (paper section 3.2, Figure 1), resumably.
+
+One *chain* trains one zoo task with a random optimizer (Adam, SGD, RMSprop),
+a random initial LR `r` from the task's range and a random cycle length `n`
+in 1..10 epochs, for 10 cycles (10n epochs of main training):
+
+1. train n epochs at LR r (the *main* cycle), checkpoint C (weights and
+   optimizer state);
+2. from C, train n epochs at each of 1.618r, r, 0.618r (the *branches*) and
+   record each branch's final validation loss;
+3. drop the worst branch, set r to one of the two others at random, reload C
+   and go to 1.
+
+Decision k's input is the main cycles k-2..k; its label is the best branch.
+The next main cycle repeats the chosen branch from the same checkpoint with a
+different batch order, which gives the second opinion used by the ground
+truth correction (`labels.py`). The last main cycle only serves that purpose,
+so a chain yields 9 samples for 37n epochs.
+
+Only raw series are stored (HDF5, one group per chain): per-batch train loss
+and per-epoch val loss of every main cycle, the LR of every cycle, and the
+branches' validation losses. Preprocessing and labelling happen when the
+dataset is built, so both can change without regenerating.
+
+Resuming: chains are numbered; shard `i/k` runs the chains with
+`id % k == i`; finished chains are marked `complete` and skipped on restart,
+unfinished ones are discarded. Shard files merge with `merge`.
+
+Example (command line):
+
+```
+keras-autolr arc generate --out data/arc_shard0.h5 --chains 400 --shard 0/2
+keras-autolr arc generate --merge data/arc_shard*.h5 --out data/arc.h5
+```
+"""
+
+import math
+import os
+import time
+
+import h5py
+import keras
+import numpy as np
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.harness import zoo
+from keras_autolr.runtime.arc.controller import FACTORS
+from keras_autolr.harness.methods import make_optimizer
+
+__all__ = ["Snapshot", "snapshot", "restore", "TaskRunner", "run_chain", "generate", "merge", "parse_shard"]
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+MAIN_CYCLES = 10
+
+
+class Snapshot:
+    """Copies of a model's and its optimizer's variables (a checkpoint in memory)."""
+
+    def __init__(self, model_values, optimizer_values):
+        self.model_values = model_values
+        self.optimizer_values = optimizer_values
+
+
+def snapshot(model):
+    """Checkpoints weights and the full optimizer state (moments, iteration count, LR)."""
+    to_np = keras.ops.convert_to_numpy
+    return Snapshot(
+        [np.array(to_np(v)) for v in model.variables],
+        [np.array(to_np(v)) for v in model.optimizer.variables],
+    )
+
+
+def restore(model, snap):
+    """Restores a `snapshot` exactly (variable by variable)."""
+    if len(snap.model_values) != len(model.variables) or len(snap.optimizer_values) != len(model.optimizer.variables):
+        raise ValueError("This snapshot was taken from a different model or optimizer.")
+    for v, val in zip(model.variables, snap.model_values):
+        v.assign(val)
+    for v, val in zip(model.optimizer.variables, snap.optimizer_values):
+        v.assign(val)
+
+
+class TaskRunner:
+    """Trains one compiled task model epoch by epoch with a tight loop.
+
+    `train_on_batch` returns each batch's own loss (metrics are reset per
+    call), which is exactly the per-batch signal ARC records.
+    """
+
+    def __init__(self, task, optimizer, learning_rate, seed):
+        self.task = task
+        self.x, self.y, self.xv, self.yv = task.data()
+        keras.utils.set_random_seed(seed)
+        self.model = task.build(seed)
+        self.model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=zoo.make_loss(task.loss))
+        # Build the optimizer so snapshots include its state from the start.
+        self.model.optimizer.build(self.model.trainable_variables)
+
+    def set_lr(self, value):
+        lr_lib.set_learning_rate(self.model.optimizer, value)
+
+    def val_loss(self):
+        return float(self.model.test_on_batch(self.xv, self.yv))
+
+    def train_epochs(self, epochs, rng):
+        """Trains `epochs` epochs; returns (per-batch losses, per-epoch val losses)."""
+        t = self.task
+        train, val = [], []
+        for _ in range(epochs):
+            idx = rng.integers(0, len(self.x), size=(t.steps_per_epoch, t.batch_size))
+            for b in idx:
+                train.append(float(self.model.train_on_batch(self.x[b], self.y[b])))
+            val.append(self.val_loss())
+            if not math.isfinite(val[-1]) or not math.isfinite(train[-1]):
+                break
+        return train, val
+
+
+def _draw(task, chain_id, base_seed):
+    rng = np.random.default_rng([base_seed, chain_id])
+    optimizer = OPTIMIZERS[rng.integers(len(OPTIMIZERS))]
+    lo, hi = task.lr_range
+    if optimizer == "sgd":
+        lo, hi = lo * task.sgd_scale, hi * task.sgd_scale
+    r = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    n = int(rng.integers(1, 11))
+    return rng, optimizer, r, n
+
+
+def run_chain(task, chain_id, base_seed=0, cycles=MAIN_CYCLES, n=None):
+    """Runs one chain; returns a dict of numpy arrays and attributes.
+
+    Stops early (fewer cycles) if the main training diverges.
+    """
+    rng, optimizer, r, n_drawn = _draw(task, chain_id, base_seed)
+    n = n or n_drawn
+    runner = TaskRunner(task, optimizer, r, seed=int(rng.integers(2**31)))
+    main_train, main_val, lrs, branch_val, chosen = [], [], [], [], []
+    state = None
+    for k in range(cycles):
+        if state is not None:
+            restore(runner.model, state)
+        runner.set_lr(r)
+        tr, va = runner.train_epochs(n, np.random.default_rng([base_seed, chain_id, k, 99]))
+        if len(va) < n or not all(map(math.isfinite, tr + va)):
+            break
+        main_train.append(tr)
+        main_val.append(va)
+        lrs.append(r)
+        if k == cycles - 1:
+            break
+        state = snapshot(runner.model)
+        losses = []
+        for j, f in enumerate(FACTORS):
+            restore(runner.model, state)
+            runner.set_lr(r * f)
+            _, bva = runner.train_epochs(n, np.random.default_rng([base_seed, chain_id, k, j]))
+            last = bva[-1] if len(bva) == n else math.inf
+            losses.append(last if math.isfinite(last) else math.inf)
+        worst = int(np.argmax(losses))
+        keep = [j for j in range(3) if j != worst]
+        pick = int(keep[rng.integers(2)])
+        branch_val.append(losses)
+        chosen.append(pick)
+        r = r * FACTORS[pick]
+    c = len(main_train)
+    return {
+        "task": task.name,
+        "optimizer": optimizer,
+        "n": n,
+        "steps_per_epoch": task.steps_per_epoch,
+        "train_loss": np.asarray(main_train, "float32").reshape(c, n * task.steps_per_epoch),
+        "val_loss": np.asarray(main_val, "float32").reshape(c, n),
+        "lr": np.asarray(lrs, "float64"),
+        # branch_val[k] and chosen[k] belong to the decision after main cycle k.
+        "branch_val": np.asarray(branch_val, "float64").reshape(-1, 3),
+        "chosen": np.asarray(chosen, "int8"),
+    }
+
+
+def parse_shard(text):
+    """Parses `"i/k"` into (i, k) with 0 <= i < k."""
+    try:
+        i, k = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like 'i/k' (e.g. 0/2), got {text!r}.") from None
+    if not 0 <= i < k:
+        raise ValueError(f"--shard {text}: need 0 <= i < k.")
+    return i, k
+
+
+def _write_chain(f, chain_id, rec, base_seed):
+    name = f"chain_{chain_id:06d}"
+    if name in f:
+        del f[name]
+    g = f.create_group(name)
+    for key in ("train_loss", "val_loss", "lr", "branch_val", "chosen"):
+        g.create_dataset(key, data=rec[key])
+    for key in ("task", "optimizer", "n", "steps_per_epoch"):
+        g.attrs[key] = rec[key]
+    g.attrs["chain_id"] = chain_id
+    g.attrs["base_seed"] = base_seed
+    g.attrs["complete"] = True  # written last: a crash leaves an incomplete group
+    f.flush()
+
+
+def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None, large=False):
+    """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
+
+    Chain `c` trains task `tasks[c % len(tasks)]` (its `large` variant if
+    `large`; keep one setting per file). Returns the number of
+    samples (decisions) in the file.
+    """
+    i, k = parse_shard(shard)
+    tasks = list(tasks or zoo.names())
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    start = time.time()
+    with h5py.File(out, "a") as f:
+        for name in list(f):
+            if not f[name].attrs.get("complete", False):
+                del f[name]
+        for c in range(chains):
+            if c % k != i or f"chain_{c:06d}" in f:
+                continue
+            if time_limit and time.time() - start > time_limit:
+                log(f"time limit reached after {time.time() - start:.0f}s")
+                break
+            t0 = time.time()
+            task = zoo.get_task(tasks[c % len(tasks)], large=large)
+            rec = run_chain(task, c, base_seed)
+            _write_chain(f, c, rec, base_seed)
+            log(
+                f"chain {c} {task.name} {rec['optimizer']} n={rec['n']} "
+                f"samples={len(rec['chosen'])} {time.time() - t0:.1f}s"
+            )
+        return sum(len(f[g]["chosen"]) for g in f)
+
+
+def merge(paths, out):
+    """Copies the complete chains of several shard files into `out`."""
+    with h5py.File(out, "a") as dst:
+        for p in paths:
+            if os.path.abspath(p) == os.path.abspath(out):
+                continue
+            with h5py.File(p, "r") as src:
+                for name in src:
+                    if src[name].attrs.get("complete", False) and name not in dst:
+                        src.copy(src[name], dst, name)
+        return len(dst)

@@ -1,0 +1,111 @@
+"""Turns generated chains into (window, label) samples with corrected labels.
+
+Label (paper section 3.2, step 5): the branch with the lowest validation loss,
+0 raise / 1 keep / 2 lower.
+
+Ground-truth correction (paper section 3.3): the main cycle after a decision
+re-runs the chosen branch from the same checkpoint (with a different batch
+order), giving a second value `l*` for that branch. If putting `l*` in place
+of the branch's value changes the relative order of the three losses, noise
+is deciding, so the label becomes "keep". Decisions with no later main cycle
+(the last one of a diverged chain) cannot be checked and are dropped.
+
+Example:
+
+```python
+corrected_label([0.113, 0.112, 0.111], chosen=2, repeat=0.109)  # 2 (order kept)
+corrected_label([0.113, 0.112, 0.111], chosen=2, repeat=0.115)  # 1 (order changed)
+x, y, meta = build_dataset("data/arc.h5")
+```
+"""
+
+import math
+
+import h5py
+import numpy as np
+
+from keras_autolr.runtime.arc.controller import KEEP
+from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
+
+__all__ = ["raw_label", "corrected_label", "chain_samples", "build_dataset"]
+
+
+def raw_label(branch_losses):
+    """Index (0 raise, 1 keep, 2 lower) of the lowest branch validation loss, or None."""
+    losses = np.asarray(branch_losses, dtype=np.float64)
+    if not np.any(np.isfinite(losses)):
+        return None
+    return int(np.argmin(np.where(np.isfinite(losses), losses, np.inf)))
+
+
+def _order(losses):
+    return tuple(np.argsort(np.where(np.isfinite(losses), losses, np.inf), kind="stable"))
+
+
+def corrected_label(branch_losses, chosen, repeat):
+    """The label after the section 3.3 check against the repeated branch.
+
+    Args:
+        branch_losses: validation losses of the (raise, keep, lower) branches.
+        chosen: index of the branch training continued with.
+        repeat: validation loss of the re-run of that branch.
+    """
+    label = raw_label(branch_losses)
+    if label is None:
+        return None
+    losses = np.asarray(branch_losses, dtype=np.float64)
+    if repeat is None or not math.isfinite(repeat):
+        # The re-run diverged where the first run did not: noise dominates.
+        return KEEP if math.isfinite(losses[chosen]) else label
+    second = losses.copy()
+    second[chosen] = repeat
+    return label if _order(losses) == _order(second) else KEEP
+
+
+def chain_samples(train_loss, val_loss, lr, branch_val, chosen):
+    """Yields (k, window, raw label, corrected label) for each checkable decision of one chain."""
+    cycles = len(lr)
+    for k in range(len(chosen)):
+        if k + 1 >= cycles:
+            break  # no re-run to check against
+        lo = max(0, k - CYCLES + 1)
+        window = build_window(
+            [train_loss[i] for i in range(lo, k + 1)],
+            [val_loss[i] for i in range(lo, k + 1)],
+            [lr[i] for i in range(lo, k + 1)],
+        )
+        raw = raw_label(branch_val[k])
+        if raw is None:
+            continue
+        fixed = corrected_label(branch_val[k], int(chosen[k]), float(val_loss[k + 1][-1]))
+        yield k, window, raw, fixed
+
+
+def build_dataset(path):
+    """Builds the training set from an HDF5 file of chains.
+
+    Returns:
+        `(x, y, meta)`: windows (N, 300, 3) float32, corrected labels (N,)
+        int, and a dict of per-sample arrays `chain`, `task`, `optimizer`,
+        `n`, `raw_label`.
+    """
+    xs, ys = [], []
+    meta = {"chain": [], "task": [], "optimizer": [], "n": [], "raw_label": []}
+    with h5py.File(path, "r") as f:
+        for name in sorted(f):
+            g = f[name]
+            if not g.attrs.get("complete", False):
+                continue
+            args = [g[key][()] for key in ("train_loss", "val_loss", "lr", "branch_val", "chosen")]
+            for _, window, raw, fixed in chain_samples(*args):
+                xs.append(window)
+                ys.append(fixed)
+                meta["chain"].append(int(g.attrs["chain_id"]))
+                meta["task"].append(str(g.attrs["task"]))
+                meta["optimizer"].append(str(g.attrs["optimizer"]))
+                meta["n"].append(int(g.attrs["n"]))
+                meta["raw_label"].append(raw)
+    if not xs:
+        raise ValueError(f"{path} holds no usable samples; run `keras-autolr arc generate` first.")
+    meta = {k: np.asarray(v) for k, v in meta.items()}
+    return np.stack(xs), np.asarray(ys, dtype=np.int64), meta

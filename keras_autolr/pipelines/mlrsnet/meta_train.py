@@ -1,0 +1,368 @@
+"""Meta-training of MLR-SNet: learn theta so the predicted LRs lower validation loss.
+
+Purpose: the training stage of MLR-SNet (Algorithm 1 of the paper, with the
+official code's choices). While a model trains on its task with SGD and the
+LR of every batch predicted by the net, every `t_val` steps theta is updated:
+
+1. on the current training batch, loss L and gradient g at weights w;
+2. the LR a = gamma * p(L; theta, h, c) and the one-step lookahead
+   w_hat = w - a * g (SGD, whatever the model's optimizer);
+3. the validation loss of w_hat on one batch of a validation split carved out
+   of the training data; its gradient reaches theta only through a
+   (first order: g is a constant), i.e. dL_val/dtheta = dL_val/da * da/dtheta;
+4. Adam(1e-3, weight decay 1e-4) on theta (Keras's decoupled weight decay;
+   the reference's PyTorch Adam adds it to the gradient);
+5. the model's step then uses the freshly updated net's LR.
+
+The LSTM state persists across all steps and epochs (truncated
+back-propagation of one step). Checkpoints of the net are written at the
+chosen epochs (the reference keeps epochs 1, E/2 and E for the
+early/middle/late swap of the meta-test), and a resume snapshot at the end of
+every epoch, so an interrupted run continues where it stopped.
+
+Runs on TensorFlow (`tf.GradientTape` in `tf.function`s) and on JAX (pure
+`stateless_call` / `stateless_apply` steps under `jax.jit`, the fast path on
+a GPU); the two share everything else: data order, gamma, checkpoints,
+resume snapshots and history. The meta-test (`MLRSNetScheduler`) runs on both.
+
+Example:
+
+```python
+net, history = meta_train(model, x, y, num_classes=10, epochs=30, t_val=20,
+                          checkpoint_dir="runs/mlrsnet_image")
+net.save("mlrsnet_image.keras")
+```
+"""
+
+import json
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
+from keras_autolr.runtime.mlrsnet.gamma import EmptyDataError
+from keras_autolr.runtime.mlrsnet.net import MLRSNet, cell_step, check_mode
+
+__all__ = ["carve_validation", "meta_train", "checkpoint_epochs"]
+
+
+def carve_validation(x, y, val_size, num_classes=None, seed=0):
+    """Splits (x, y) into train and a held-out validation part of `val_size`.
+
+    Balanced per class when `y` is a 1-D label vector and `num_classes` is
+    given (the reference: 100 images per CIFAR-10 class); random otherwise.
+    """
+    n = len(x)
+    if n == 0:
+        raise EmptyDataError("The training data is empty: nothing to meta-train on.")
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be between 1 and {n - 1} (the training set size - 1), got {val_size}.")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    if num_classes and y.ndim == 1:
+        per = val_size // num_classes
+        idx = []
+        for k in range(num_classes):
+            members = np.flatnonzero(y == k)
+            idx.extend(rng.permutation(members)[:per])
+        idx = np.array(idx, dtype=int)
+        if len(idx) < val_size:
+            rest = np.setdiff1d(np.arange(n), idx)
+            idx = np.concatenate([idx, rng.permutation(rest)[: val_size - len(idx)]])
+    else:
+        idx = rng.permutation(n)[:val_size]
+    mask = np.zeros(n, bool)
+    mask[idx] = True
+    return x[~mask], y[~mask], x[mask], y[mask]
+
+
+def checkpoint_epochs(epochs):
+    """The reference's early / middle / late checkpoint epochs: 1, E/2, E."""
+    return sorted({1, max(1, epochs // 2), epochs})
+
+
+def _snapshot_arrays(variables):
+    return [np.asarray(ops.convert_to_numpy(v)) for v in variables]
+
+
+def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=None, vocab_size=None,
+               val_size=1000, t_val=300, epochs=10, batch_size=128, momentum=0.0, weight_decay=5e-4,
+               clipnorm=None, meta_lr=1e-3, meta_weight_decay=1e-4, gamma="auto", gamma_samples=5000,
+               checkpoint_dir=None, checkpoints=None, seed=0, x_test=None, y_test=None, log=print):
+    """Meta-trains an MLR-SNet while training `model` on (x, y).
+
+    Args:
+        model: an uncompiled (or compiled) Keras model producing logits.
+        x, y: training data (numpy); the validation split is carved from it.
+        loss: a Keras loss (default sparse categorical cross-entropy from logits).
+        net: an `MLRSNet` to continue from (default a fresh one of `mode`).
+        mode: "image" or "text".
+        num_classes: classes (image; gamma rule and balanced validation split).
+        vocab_size: vocabulary size (text; net input is loss / log(vocab)).
+        val_size: validation examples carved from (x, y).
+        t_val: steps between theta updates.
+        epochs, batch_size: the model's training run.
+        momentum, weight_decay, clipnorm: the model's SGD.
+        meta_lr, meta_weight_decay: Adam on theta.
+        gamma: "auto" (image: reference rule on the initial loss of up to
+            `gamma_samples` training examples; text: 40) or a float.
+        checkpoint_dir: where net checkpoints, the resume snapshot and
+            `history.json` go (None: no files, no resume).
+        checkpoints: epochs at which to save the net (default 1, E/2, E).
+        x_test, y_test: optional data evaluated each epoch (reported only).
+
+    Returns:
+        (net, history) where history is a list of per-epoch dicts.
+    """
+    backend = keras.backend.backend()
+    if backend not in ("tensorflow", "jax"):
+        raise NotImplementedError(
+            f"meta_train runs on the TensorFlow and JAX backends, not {backend!r}; "
+            "the trained net then works on any backend."
+        )
+    if len(x) == 0:
+        raise EmptyDataError("The training data is empty: nothing to meta-train on.")
+    net = net or MLRSNet(mode=mode, seed=seed)
+    check_mode(net, mode)
+    if mode == "text" and not vocab_size:
+        raise ValueError("Text meta-training needs vocab_size (the net's input is loss / log(vocab)).")
+    norm = math.log(vocab_size) if mode == "text" else 1.0
+    loss_fn = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    xt, yt, xv, yv = carve_validation(x, y, val_size, num_classes if mode == "image" else None, seed)
+    keras.utils.set_random_seed(seed)
+
+    model_opt = keras.optimizers.SGD(1.0, momentum=momentum, weight_decay=weight_decay or None)
+    meta_opt = keras.optimizers.Adam(meta_lr, weight_decay=meta_weight_decay or None)
+    model.compile(optimizer=model_opt, loss=loss_fn)
+    if not model.built:
+        model.build((None,) + tuple(xt.shape[1:]))
+    params = net.params
+    model_opt.build(model.trainable_variables)
+    meta_opt.build(params)
+    h = keras.Variable(np.zeros((1, net.hidden), "float32"), trainable=False, name="h")
+    c = keras.Variable(np.zeros((1, net.hidden), "float32"), trainable=False, name="c")
+
+    # gamma: the reference's rule on the initial training loss.
+    if gamma == "auto":
+        if mode == "text":
+            gamma = gamma_lib.TEXT_GAMMA
+        else:
+            n = min(len(xt), gamma_samples)
+            l0 = gamma_lib.initial_loss(model, xt[:n], yt[:n], batch_size=256)
+            gamma = gamma_lib.gamma_from_loss(l0, num_classes)
+    gamma = float(gamma)
+
+    ckdir = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
+    keep = set(checkpoints or checkpoint_epochs(epochs))
+    history, start, rng = [], 0, np.random.default_rng(seed)
+    state_vars = [h, c] + list(model.variables) + list(model_opt.variables) + list(params) + list(meta_opt.variables)
+    if ckdir is not None:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        snap = ckdir / "resume.npz"
+        if snap.exists():
+            data = np.load(snap)
+            arrays = [data[f"a{i}"] for i in range(len(state_vars))]
+            for v, a in zip(state_vars, arrays):
+                v.assign(a)
+            meta = json.loads((ckdir / "history.json").read_text())
+            history, start, gamma = meta["history"], meta["epoch"], meta["gamma"]
+            rng = np.random.default_rng(seed + 7919 * start)
+            log(f"resumed at epoch {start}")
+
+    # Built after a resume, which restores gamma.
+    make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
+    train_step, meta_step, to_state, from_state = make_steps(
+        model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm)
+    steps = max(1, len(xt) // batch_size)
+    step_global = start * steps
+    vpos = 0
+    for epoch in range(start, epochs):
+        to_state()  # variables -> the steps' state (JAX; a no-op on TF)
+        t0 = time.time()
+        order = rng.permutation(len(xt))
+        losses, lrs, vals = [], [], []
+        for s in range(steps):
+            idx = order[s * batch_size:(s + 1) * batch_size]
+            xb, yb = xt[idx], yt[idx]
+            if step_global % t_val == 0:
+                vidx = np.arange(vpos, vpos + batch_size) % len(xv)
+                vpos = (vpos + batch_size) % len(xv)
+                lb, a, lv = meta_step(xb, yb, xv[vidx], yv[vidx])
+                vals.append(float(lv))
+            else:
+                lb, a = train_step(xb, yb)
+            losses.append(float(lb))
+            lrs.append(float(a))
+            step_global += 1
+        rec = {
+            "epoch": epoch + 1, "loss": float(np.nanmean(losses)), "lr_mean": float(np.mean(lrs)),
+            "lr_first": lrs[0], "lr_last": lrs[-1], "lr_trace": lrs[:: max(1, steps // 10)],
+            "meta_val_loss": float(np.mean(vals)) if vals else None, "seconds": time.time() - t0,
+        }
+        from_state()  # the steps' state -> variables, for evaluation and snapshots
+        if x_test is not None:
+            ev = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
+            rec["test_loss"] = ev["loss"]
+            if mode == "text":
+                rec["test_perplexity"] = float(np.exp(ev["loss"]))
+            else:
+                probs = model.predict(x_test, batch_size=256, verbose=0)
+                rec["test_accuracy"] = float(np.mean(np.argmax(probs, -1) == np.asarray(y_test)))
+        history.append(rec)
+        log(json.dumps({k: v for k, v in rec.items() if k != "lr_trace"}))
+        net.meta = {"gamma": gamma, "epochs_meta_trained": epoch + 1, "t_val": t_val, "mode": mode}
+        if ckdir is not None:
+            if (epoch + 1) in keep:
+                net.save(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras")
+            np.savez(ckdir / "resume.tmp.npz", **{f"a{i}": a for i, a in enumerate(_snapshot_arrays(state_vars))})
+            (ckdir / "resume.tmp.npz").replace(ckdir / "resume.npz")
+            (ckdir / "history.json").write_text(json.dumps({"epoch": epoch + 1, "gamma": gamma, "history": history}))
+    return net, history
+
+
+def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+    """(train_step, meta_step, to_state, from_state) as `tf.function`s on the variables."""
+    import tensorflow as tf
+
+    tw = model.trainable_variables
+    ntw = model.non_trainable_variables
+
+    def clip(grads):
+        if clipnorm:
+            grads, _ = tf.clip_by_global_norm(grads, clipnorm)
+        return grads
+
+    def forward_loss(xb, yb):
+        y_pred = model(xb, training=True)
+        return loss_fn(yb, y_pred) + (ops.sum(model.losses) if model.losses else 0.0)
+
+    def _predict(lb):
+        p, h2, c2 = cell_step([v.value for v in params], lb / norm, h.value, c.value)
+        return gamma * ops.reshape(p, ()), h2, c2
+
+    def model_step(lb, grads):
+        a, h2, c2 = _predict(lb)
+        lr_lib.assign_learning_rate(model_opt, a)
+        model_opt.apply(grads, tw)
+        h.assign(h2)
+        c.assign(c2)
+        return a
+
+    @tf.function(jit_compile=False)
+    def train_step(xb, yb):
+        with tf.GradientTape() as tape:
+            lb = forward_loss(xb, yb)
+        grads = clip(tape.gradient(lb, tw))
+        return lb, model_step(lb, grads)
+
+    @tf.function(jit_compile=False)
+    def meta_step(xb, yb, xvb, yvb):
+        with tf.GradientTape() as tape:
+            lb = forward_loss(xb, yb)
+        grads = clip(tape.gradient(lb, tw))
+        lb = tf.stop_gradient(lb)
+        with tf.GradientTape() as meta_tape:
+            a, _, _ = _predict(lb)
+            w_hat = [w - a * tf.stop_gradient(g) for w, g in zip(tw, grads)]
+            yv_pred, _ = model.stateless_call(w_hat, [v.value for v in ntw], xvb, training=True)
+            lv = loss_fn(yvb, yv_pred)
+        dtheta = meta_tape.gradient(lv, params)
+        meta_opt.apply(dtheta, params)
+        return lb, model_step(lb, grads), lv
+
+    def noop():
+        return None
+
+    return (lambda xb, yb: train_step(tf.constant(xb), tf.constant(yb)),
+            lambda xb, yb, xv, yv: meta_step(tf.constant(xb), tf.constant(yb), tf.constant(xv), tf.constant(yv)),
+            noop, noop)
+
+
+def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+    """The same steps as pure functions of an explicit state, under `jax.jit`.
+
+    The state (model weights, BN statistics and seeds, both optimizers,
+    theta, the LSTM state) lives in a dict between steps and is copied from and
+    back to the Keras variables once per epoch.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    groups = {
+        "tv": model.trainable_variables, "ntv": model.non_trainable_variables,
+        "ov": model_opt.variables, "theta": list(params), "mv": meta_opt.variables, "hc": [h, c],
+    }
+    state = {}
+
+    def to_state():
+        state.update({k: [v.value for v in vs] for k, vs in groups.items()})
+
+    def from_state():
+        for k, vs in groups.items():
+            for v, val in zip(vs, state[k]):
+                v.assign(val)
+
+    def clip(grads):
+        if not clipnorm:
+            return grads
+        norm_ = jnp.sqrt(sum(jnp.sum(jnp.square(g)) for g in grads))
+        scale = jnp.minimum(1.0, clipnorm / jnp.maximum(norm_, 1e-12))
+        return [g * scale for g in grads]
+
+    def forward_loss(tv, ntv, xb, yb):
+        y_pred, ntv2, losses = model.stateless_call(tv, ntv, xb, training=True, return_losses=True)
+        total = loss_fn(yb, y_pred) + (sum(losses) if losses else 0.0)
+        return total, ntv2
+
+    def predict(theta, lb, hc):
+        p, h2, c2 = cell_step(theta, lb / norm, hc[0], hc[1])
+        return gamma * jnp.reshape(p, ()), [h2, c2]
+
+    def model_step(st, lb, grads, ntv2):
+        a, hc = predict(st["theta"], lb, st["hc"])
+        tv, ov = model_opt.stateless_apply(lr_lib.stateless_learning_rate(model_opt, st["ov"], a), grads, st["tv"])
+        return dict(st, tv=tv, ov=ov, ntv=ntv2, hc=hc), a
+
+    def grads_of(st, xb, yb):
+        (lb, ntv2), grads = jax.value_and_grad(forward_loss, has_aux=True)(st["tv"], st["ntv"], xb, yb)
+        return lb, clip(grads), ntv2
+
+    @jax.jit
+    def train_step(st, xb, yb):
+        lb, grads, ntv2 = grads_of(st, xb, yb)
+        st, a = model_step(st, lb, grads, ntv2)
+        return st, lb, a
+
+    @jax.jit
+    def meta_step(st, xb, yb, xvb, yvb):
+        lb, grads, ntv2 = grads_of(st, xb, yb)
+        lb = jax.lax.stop_gradient(lb)
+        grads_c = [jax.lax.stop_gradient(g) for g in grads]
+
+        def val_loss(theta):
+            a, _ = predict(theta, lb, st["hc"])
+            w_hat = [w - a * g for w, g in zip(st["tv"], grads_c)]
+            yv_pred, _ = model.stateless_call(w_hat, st["ntv"], xvb, training=True)
+            return loss_fn(yvb, yv_pred)
+
+        lv, dtheta = jax.value_and_grad(val_loss)(st["theta"])
+        theta, mv = meta_opt.stateless_apply(st["mv"], dtheta, st["theta"])
+        st, a = model_step(dict(st, theta=theta, mv=mv), lb, grads, ntv2)
+        return st, lb, a, lv
+
+    def run_train(xb, yb):
+        new, lb, a = train_step(state, jnp.asarray(xb), jnp.asarray(yb))
+        state.update(new)
+        return lb, a
+
+    def run_meta(xb, yb, xv, yv):
+        new, lb, a, lv = meta_step(state, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(xv), jnp.asarray(yv))
+        state.update(new)
+        return lb, a, lv
+
+    return run_train, run_meta, to_state, from_state

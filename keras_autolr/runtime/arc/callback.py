@@ -1,0 +1,325 @@
+"""ARC: a Keras callback that lets a trained controller steer the learning rate.
+
+Every `frequency` epochs (a *cycle*), ARC shows its controller the last three
+cycles of training (every batch's training loss, every epoch's validation
+loss, each cycle's LR) and multiplies the LR by 1.618 (raise), 1 (keep) or
+0.618 (lower), whichever the controller finds most likely to help
+(Autonomous Learning Rate Control, Wu et al.). It needs no tuning and works
+with or without validation data.
+
+Example:
+
+```python
+model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+history = model.fit(x, y, validation_split=0.1, epochs=30,
+                    callbacks=[keras_autolr.ARC(verbose=1)])
+history.history["arc_decision"]   # -1 (no decision), 0 raise, 1 keep, 2 lower
+```
+
+Args:
+    controller: path of a controller saved in `.keras` format, a
+        `keras.Model` mapping (None, 300, 3) to (None, 3), or `None` for the
+        controller shipped with keras_autolr (`saved_controllers/arc.keras`).
+    frequency: epochs per cycle (an int >= 1), or `"auto"` (default) for
+        about 10 decisions over the run, as the paper's section 5 recommends:
+        `max(1, epochs // 10)`. The paper's CIFAR-10 setting is 3 (30 epochs).
+    use_validation: `False` hides the validation loss from the controller
+        (its column is zeroed, as for a fit without validation data); useful
+        when validation loss is much noisier than training loss (e.g. early
+        BatchNorm statistics on short epochs).
+    verbose: 1 prints each decision.
+
+Logs written every epoch (for `History`, `CSVLogger`, `TensorBoard`):
+`learning_rate` (the LR used in that epoch), `arc_decision` (-1 when no
+decision was made at the end of that epoch, else 0 raise / 1 keep / 2 lower)
+and `arc_p_raise`, `arc_p_keep`, `arc_p_lower` (NaN when no decision).
+
+Behaviour worth knowing:
+    * Per-batch losses are recovered from Keras's running epoch mean by
+      differencing (`logs["loss"]` after batch k is the mean of batches
+      0..k); Keras weights that mean by batch size, so the value for a
+      smaller last batch is approximate. With `steps_per_execution > 1` one
+      value is recorded per execution.
+    * The batch hook only stores that value, so ARC is `async_safe`: on
+      backends where Keras dispatches batch callbacks on a worker thread (JAX),
+      it does not make each step wait for the host. Values are keyed by batch
+      index and put in order at the end of the epoch.
+    * The shipped (or any path-given) controller is loaded and its forward
+      pass compiled once per process and shared by every ARC instance.
+    * A non-finite training or validation loss in an epoch makes ARC lower
+      the LR (x0.618) at the end of that epoch without asking the
+      controller; non-finite values are kept out of the window, and ARC never
+      writes a non-finite LR.
+    * If the run is too short for a single decision, ARC warns and keeps the LR.
+    * State resets at the start of every `fit`.
+"""
+
+import math
+import os
+import threading
+import warnings
+
+import keras
+import numpy as np
+from keras.src.utils import io_utils
+
+from keras_autolr.runtime.arc import controller as controller_lib
+from keras_autolr.runtime.arc.controller import CLASS_NAMES, FACTORS, KEEP, LOWER
+from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
+from keras_autolr.runtime.lr_callback import LearningRateController
+
+__all__ = ["ARC", "auto_frequency"]
+
+NO_DECISION = -1
+
+# Batch hooks of an epoch are awaited at its end for at most this long; they
+# only convert an already computed scalar, so this is a guard against hangs.
+_BATCH_WAIT_SECONDS = 120.0
+
+# Loaded controllers and their compiled forward passes, one per file version
+# per process: loading a .keras file and tracing the forward pass cost ~0.3 s,
+# which would otherwise be paid by every fit.
+_PREDICTORS = {}
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def _predictor_for_path(path):
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None  # let load_controller raise its own clear error
+    with _PREDICTORS_LOCK:
+        if key is not None and key in _PREDICTORS:
+            return _PREDICTORS[key]
+        predictor = controller_lib.Predictor(controller_lib.load_controller(path))
+        if key is not None:
+            _PREDICTORS[key] = predictor
+        return predictor
+
+
+def auto_frequency(epochs, decisions=10):
+    """Epochs per cycle giving about `decisions` decisions over `epochs` epochs."""
+    return max(1, int(epochs) // int(decisions))
+
+
+class ARC(LearningRateController):
+    __doc__ = __doc__
+
+    # The batch hook only stores a scalar under a lock (see _await_batches).
+    async_safe = True
+
+    def __init__(self, controller=None, frequency="auto", use_validation=True, verbose=0):
+        super().__init__()
+        if frequency != "auto":
+            if isinstance(frequency, bool) or not isinstance(frequency, (int, np.integer)) or frequency < 1:
+                raise ValueError(
+                    f"frequency must be a positive number of epochs or 'auto', got {frequency!r}."
+                )
+            frequency = int(frequency)
+        if controller is not None and not isinstance(controller, (str, os.PathLike, keras.Model)):
+            raise controller_lib.ControllerError(
+                "controller must be a path to a .keras file, a keras.Model or None, "
+                f"got {type(controller).__name__}."
+            )
+        if isinstance(controller, keras.Model):
+            controller_lib.check_controller(controller)
+        self.controller = controller
+        self.frequency = frequency
+        self.use_validation = bool(use_validation)
+        self.verbose = verbose
+        self._predictor = None
+        self.decisions = []
+        self._batch_lock = threading.Condition()
+        self._means, self._dispatched, self._received = {}, 0, 0
+
+    def __getstate__(self):
+        # Locks cannot be copied (KerasTuner deep-copies callbacks); the
+        # predictor is a cache that is rebuilt on demand.
+        state = self.__dict__.copy()
+        state.pop("_batch_lock", None)
+        state["_predictor"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._batch_lock = threading.Condition()
+
+    # -- controller ----------------------------------------------------------
+
+    def _get_predictor(self):
+        if self._predictor is None:
+            if isinstance(self.controller, keras.Model):
+                self._predictor = controller_lib.Predictor(self.controller)
+            else:
+                path = self.controller
+                if path is None:
+                    path = controller_lib.default_controller_path()
+                self._predictor = _predictor_for_path(path)
+        return self._predictor
+
+    # -- callback hooks ------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._get_predictor()
+        epochs = (self.params or {}).get("epochs")
+        if self.frequency == "auto":
+            if epochs is None:
+                warnings.warn("ARC: the number of epochs is unknown; using frequency=3.", stacklevel=2)
+                self._freq = 3
+            else:
+                self._freq = auto_frequency(epochs)
+        else:
+            self._freq = self.frequency
+        if epochs is not None and epochs <= self._freq:
+            warnings.warn(
+                f"ARC decides every {self._freq} epoch(s) but this fit runs {epochs}; "
+                "it will make no decision and keep the learning rate. Train for more "
+                "epochs or pass a smaller `frequency`.",
+                stacklevel=2,
+            )
+        self._total_epochs = epochs
+        self._cycles = []  # completed cycles: (train losses, val losses, lr)
+        self._new_cycle()
+        self._epochs_seen = 0
+        self.decisions = []
+
+    def _new_cycle(self):
+        self._train, self._val, self._has_val = [], [], False
+        self._cycle_lr = None
+        self._bad = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        with self._batch_lock:
+            self._means, self._dispatched, self._received = {}, 0, 0
+        if self._cycle_lr is None:
+            self._cycle_lr = self.get_lr()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Always called on the main thread, before the step runs.
+        with self._batch_lock:
+            self._dispatched += 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        # May run on a worker thread (async dispatch), in any order.
+        value = logs.get("loss") if logs else None
+        with self._batch_lock:
+            if value is not None:
+                self._means[int(batch)] = float(value)
+            self._received += 1
+            self._batch_lock.notify_all()
+
+    def _await_batches(self):
+        """This epoch's per-batch losses, once every dispatched batch hook has run."""
+        with self._batch_lock:
+            done = self._batch_lock.wait_for(
+                lambda: self._received >= self._dispatched, timeout=_BATCH_WAIT_SECONDS
+            )
+            if not done:
+                warnings.warn(
+                    f"ARC: {self._dispatched - self._received} batch callback(s) of this "
+                    "epoch did not finish; their losses are left out of the window.",
+                    stacklevel=3,
+                )
+            means = sorted(self._means.items())
+        losses, p, prev = [], -1, 0.0
+        for k, mean in means:
+            losses.append(((k + 1) * mean - (p + 1) * prev) / (k - p))
+            p, prev = k, mean
+        return losses
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)  # logs the LR this epoch used
+        logs = logs if logs is not None else {}
+        self._epochs_seen += 1
+        for value in self._await_batches():
+            if math.isfinite(value):
+                self._train.append(value)
+            else:
+                self._bad = True
+        val = logs.get("val_loss")
+        if val is not None:
+            val = float(val)
+            if math.isfinite(val):
+                self._val.append(val)
+                self._has_val = True
+            else:
+                self._bad = True
+        decision, probs = NO_DECISION, (math.nan,) * 3
+        if self._bad:
+            decision = self._apply(LOWER, epoch, probs, reason="non-finite loss")
+            # Start a fresh cycle at the lowered LR; keep earlier finite cycles.
+            self._new_cycle()
+        elif self._epochs_seen % self._freq == 0:
+            self._cycles.append((self._train, self._val if self._has_val else None, self._cycle_lr))
+            self._cycles = self._cycles[-CYCLES:]
+            self._new_cycle()
+            last = self._total_epochs is not None and self._epochs_seen >= self._total_epochs
+            if not last:
+                decision, probs = self._decide(epoch)
+        logs["arc_decision"] = decision
+        logs["arc_p_raise"], logs["arc_p_keep"], logs["arc_p_lower"] = (float(p) for p in probs)
+
+    # -- decisions -----------------------------------------------------------
+
+    def window(self):
+        """The controller input for the cycles seen so far, or None."""
+        cycles = [c for c in self._cycles if len(c[0]) > 0]
+        if not cycles:
+            return None
+        vals = [c[1] for c in cycles]
+        val_losses = None if not self.use_validation or any(v is None for v in vals) else vals
+        return build_window([c[0] for c in cycles], val_losses, [c[2] for c in cycles])
+
+    def _decide(self, epoch):
+        window = self.window()
+        if window is None:
+            return NO_DECISION, (math.nan,) * 3
+        probs = self._get_predictor()(window)
+        if not np.all(np.isfinite(probs)):
+            choice = KEEP
+        else:
+            choice = int(np.argmax(probs))
+        return self._apply(choice, epoch, probs), probs
+
+    def _apply(self, choice, epoch, probs, reason=None):
+        old = self.get_lr()
+        new = old * FACTORS[choice]
+        if choice != KEEP:
+            if math.isfinite(new) and new > 0:
+                self.set_lr(new)
+            else:
+                new = old  # never write a non-finite or zero LR
+        self.decisions.append(
+            {"epoch": epoch, "decision": CLASS_NAMES[choice], "lr_before": old, "lr_after": new,
+             "probabilities": [float(p) for p in probs], "reason": reason}
+        )
+        if self.verbose:
+            why = f" ({reason})" if reason else (
+                " (p raise {:.2f}, keep {:.2f}, lower {:.2f})".format(*probs)
+            )
+            io_utils.print_msg(
+                f"\nEpoch {epoch + 1}: ARC {CLASS_NAMES[choice]}s the learning rate "
+                f"{old:.3g} -> {new:.3g}{why}."
+            )
+        return choice
+
+    # -- config --------------------------------------------------------------
+
+    def get_config(self):
+        """Config for `ARC.from_config`.
+
+        A controller passed as a path round-trips; one passed as an in-memory
+        `keras.Model` cannot be stored in a config and is recorded as `None`
+        (the shipped controller): save it with `model.save(path)` and pass the path.
+        """
+        ctrl = self.controller
+        path = os.fspath(ctrl) if isinstance(ctrl, (str, os.PathLike)) else None
+        return {"controller": path, "frequency": self.frequency,
+                "use_validation": self.use_validation, "verbose": self.verbose}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,81 @@
+"""`ProxyAccuracy`: writes the feature-history estimate into Keras logs.
+
+Every `every` epochs it ensembles the last `k` epochs recorded by a
+`FeatureHistory` (thesis Algorithm 1, lines 9-14) and writes
+`logs["val_proxy_accuracy"]` (and `logs["val_proxy_members"]`, the number of
+epochs used; fewer than `k` means the estimate is partial). Callbacks after
+it, such as KerasTuner's or an Optuna pruning callback, see the key.
+
+Example:
+
+```python
+recorder = FeatureHistory("run.h5", (x, y), (x_val, y_val))
+model.fit(x, y, epochs=20, callbacks=[recorder, ProxyAccuracy(recorder)])
+```
+"""
+
+import keras
+
+from keras_autolr.runtime.feature_history import estimate as estimate_lib
+
+
+class ProxyAccuracy(keras.callbacks.Callback):
+    """Logs the proxy-ensemble estimate of final validation accuracy.
+
+    Args:
+        recorder: the `FeatureHistory` of the same fit. If it has not yet
+            recorded the current epoch (it comes later in the callback
+            list), it is asked to record it first.
+        k: window of recent epochs (thesis: 10).
+        every: estimate every `every` epochs (after the last one as well).
+        monitor: key written into `logs`.
+        fit: fit each linear classifier (thesis) or ensemble the recorded
+            ones as they are.
+        **fit_kwargs: overrides of the thesis's SGD settings.
+    """
+
+    def __init__(self, recorder, k=10, every=1, monitor="val_proxy_accuracy",
+                 fit=True, seed=0, **fit_kwargs):
+        super().__init__()
+        if int(k) < 1 or int(every) < 1:
+            raise ValueError(f"k and every must be >= 1, got k={k}, "
+                             f"every={every}.")
+        if recorder.keep_in_memory < k:
+            recorder.keep_in_memory = int(k)
+            recorder.recent = type(recorder.recent)(recorder.recent,
+                                                    maxlen=int(k))
+        self.recorder = recorder
+        self.k = int(k)
+        self.every = int(every)
+        self.monitor = monitor
+        self.fit = bool(fit)
+        self.seed = int(seed)
+        self.fit_kwargs = fit_kwargs
+        self.results = []
+        self._last_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self._epochs_total = (self.params or {}).get("epochs")
+
+    def _due(self, epoch):
+        last = self._epochs_total is not None and epoch + 1 == (
+            self._epochs_total)
+        return (epoch + 1) % self.every == 0 or last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._due(epoch):
+            return
+        if self.recorder.last_recorded_epoch != epoch:
+            self.recorder.record(epoch, logs)
+        result = estimate_lib.estimate_from_epochs(
+            list(self.recorder.recent), k=self.k, fit=self.fit,
+            seed=self.seed, warn=False, **self.fit_kwargs)
+        self.results.append(result)
+        if logs is not None:
+            logs[self.monitor] = result.accuracy
+            logs[self.monitor.replace("accuracy", "members")] = float(
+                len(result.epochs))
+
+    def get_config(self):
+        return {"k": self.k, "every": self.every, "monitor": self.monitor,
+                "fit": self.fit, "seed": self.seed, **self.fit_kwargs}

@@ -1,0 +1,345 @@
+"""`FeatureHistory`: records per-epoch embeddings and classifier weights.
+
+Each epoch it runs the model's feature extractor (by default the input of the
+final Dense classifier) on the validation set and on a fixed subsample of the
+training set, and stores both, their labels and the classifier's kernel and
+bias in a crash-safe HDF5 history (see `store.py`). The proxy estimate
+(`estimate.py`, `ProxyAccuracy`) reads it back.
+
+Example:
+
+```python
+recorder = FeatureHistory("run.h5", train_data=(x_train, y_train),
+                          validation_data=(x_val, y_val))
+model.fit(x_train, y_train, epochs=20, validation_data=(x_val, y_val),
+          callbacks=[recorder])
+estimate_file("run.h5").accuracy
+```
+"""
+
+import collections
+import copy
+import hashlib
+import json
+import warnings
+
+import keras
+import numpy as np
+
+from keras_autolr.runtime.feature_history.store import HistoryStore
+
+# Layers without weights that may sit between the classifier and the output.
+_PASS_THROUGH = ("Activation", "Softmax", "Dropout", "ReLU", "Identity",
+                 "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                 "SpatialDropout1D", "ActivityRegularization")
+
+
+class ClassifierNotFoundError(ValueError):
+    """No final Dense classifier could be identified in the model."""
+
+
+def _labels(y):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return y.argmax(axis=1).astype(np.int32)
+    return y.reshape(-1).astype(np.int32)
+
+
+def find_classifier(model):
+    """Returns the final Dense layer of a Functional/Sequential model."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.InputLayer):
+            break
+        if not layer.weights and type(layer).__name__ in _PASS_THROUGH:
+            continue
+        kernel = getattr(layer, "kernel", None)
+        if isinstance(layer, keras.layers.Dense) and kernel is not None and (
+                len(kernel.shape) == 2):
+            return layer
+        break
+    raise ClassifierNotFoundError(
+        f"Model {model.name!r} does not end in a Dense classifier (last "
+        f"layers: {[type(l).__name__ for l in model.layers[-3:]]}). Pass "
+        "layer='<name of the embedding layer>' to FeatureHistory to choose "
+        "the layer to record.")
+
+
+def model_fingerprint(model, layer=None):
+    """A hash of the architecture (layer types and weight shapes, not values).
+
+    Auto-generated layer names (`dense_3`) change between Python sessions, so
+    they are left out; a user-chosen `layer` name is included.
+    """
+    spec = {
+        "class": type(model).__name__,
+        "inputs": [list(getattr(t, "shape", ())) for t in
+                   (getattr(model, "inputs", None) or [])],
+        "layers": [[type(l).__name__, [list(w.shape) for w in l.weights]]
+                   for l in model.layers],
+        "layer": layer,
+    }
+    blob = json.dumps(spec, default=str, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def build_feature_extractor(model, layer=None):
+    """Returns `(extractor, classifier_or_None, layer_name)`.
+
+    Args:
+        model: a built Functional or Sequential Keras model.
+        layer: name of the layer whose output is recorded; default the input
+            of the final Dense classifier.
+    """
+    if not getattr(model, "built", False) or not getattr(model, "inputs",
+                                                          None):
+        raise ClassifierNotFoundError(
+            f"FeatureHistory needs a built Functional or Sequential model; "
+            f"{type(model).__name__} {model.name!r} has no symbolic inputs. "
+            "Build it (e.g. keras.Input first) or wrap the feature part in a "
+            "Functional model and pass layer='<name>'.")
+    try:
+        classifier = find_classifier(model)
+    except ClassifierNotFoundError:
+        if layer is None:
+            raise
+        classifier = None
+    if layer is None:
+        features = classifier.input
+        name = f"input of {classifier.name}"
+    else:
+        try:
+            target = model.get_layer(layer)
+        except ValueError as e:
+            names = [l.name for l in model.layers]
+            raise ValueError(
+                f"layer={layer!r} is not in model {model.name!r}; layers are "
+                f"{names}.") from e
+        features = target.output
+        name = layer
+    extractor = keras.Model(model.inputs, features,
+                            name=f"{model.name}_features")
+    dim = int(np.prod([d for d in features.shape[1:]]))
+    if classifier is not None and int(classifier.kernel.shape[0]) != dim:
+        # A named layer that does not feed the classifier: the estimate then
+        # starts its linear classifiers from zeros.
+        classifier = None
+    return extractor, classifier, name
+
+
+class FeatureHistory(keras.callbacks.Callback):
+    """Records the feature history of a classifier, one HDF5 entry per epoch.
+
+    Each epoch stores the validation embeddings, the embeddings of a fixed
+    random subsample of the training set with its labels, and the final
+    classifier's kernel and bias. A killed run leaves a history holding
+    every completed epoch; a run started again with the same path (and the
+    same architecture) appends, rewriting epochs >= its `initial_epoch`.
+
+    Args:
+        filepath: index file of the history (e.g. `"run.h5"`); epoch files go
+            to `filepath + ".epochs/"`.
+        train_data: `(x, y)` numpy arrays of the training set.
+        validation_data: `(x, y)` numpy arrays of the validation set.
+        layer: name of the layer to record; default the input of the final
+            Dense classifier.
+        train_samples: number of training rows recorded each epoch (the same
+            rows every epoch), or a float in (0, 1] for a fraction.
+        dtype: `"float32"` or `"float16"` for stored embeddings.
+        chunk_rows: HDF5 chunk height of embedding arrays.
+        compression: `None` or an h5py filter (`"gzip"`, `"lzf"`).
+        batch_size: batch size of the extra forward passes.
+        every: record epochs `e` with `(e + 1) % every == 0` (a
+            `ProxyAccuracy` due at another epoch records that one too).
+        on_error: what a write error (disk full, permission) does:
+            `"continue"` warns and keeps training, `"stop"` warns and stops
+            training. Earlier epochs are never touched.
+        log_val_metrics: if True and `logs` has no `val_accuracy` (fit got
+            no `validation_data`), write `val_accuracy` computed from the
+            recorded embeddings and classifier, saving Keras's own
+            validation pass.
+        overwrite: start a new history even if one exists at `filepath`.
+        keep_in_memory: number of recent epochs kept in RAM for
+            `ProxyAccuracy` (avoids re-reading the file).
+        seed: seed of the training subsample.
+    """
+
+    def __init__(self, filepath, train_data, validation_data, layer=None,
+                 train_samples=4096, dtype="float32", chunk_rows=1024,
+                 compression=None, batch_size=1024, every=1,
+                 on_error="continue", log_val_metrics=False, overwrite=False,
+                 keep_in_memory=10, seed=0):
+        super().__init__()
+        if on_error not in ("continue", "stop"):
+            raise ValueError(
+                f"on_error must be 'continue' or 'stop', got {on_error!r}.")
+        if dtype not in ("float32", "float16"):
+            raise ValueError(
+                f"dtype must be 'float32' or 'float16', got {dtype!r}.")
+        for name, data in (("train_data", train_data),
+                           ("validation_data", validation_data)):
+            if not (isinstance(data, (tuple, list)) and len(data) == 2):
+                raise TypeError(
+                    f"{name} must be a tuple (x, y) of numpy arrays, got "
+                    f"{type(data).__name__}. Convert a tf.data pipeline "
+                    "with numpy first (a subsample is enough).")
+            if len(data[0]) != len(data[1]):
+                raise ValueError(f"{name}: x has {len(data[0])} rows, y has "
+                                 f"{len(data[1])}.")
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1, got {every}.")
+        self.filepath = str(filepath)
+        self.train_data = train_data
+        self.validation_data = validation_data
+        self.layer = layer
+        self.train_samples = train_samples
+        self.dtype = dtype
+        self.chunk_rows = int(chunk_rows)
+        self.compression = compression
+        self.batch_size = int(batch_size)
+        self.every = int(every)
+        self.on_error = on_error
+        self.log_val_metrics = bool(log_val_metrics)
+        self.overwrite = bool(overwrite)
+        self.keep_in_memory = int(keep_in_memory)
+        self.seed = int(seed)
+        self.store = None
+        self.failed_epochs = []
+        self.recent = collections.deque(maxlen=max(1, self.keep_in_memory))
+        self.last_recorded_epoch = None
+
+    def __deepcopy__(self, memo):
+        # Search engines deep-copy callbacks per trial; the (read-only) data
+        # arrays are shared instead of copied.
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        shared = ("train_data", "validation_data", "_x_all")
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value if key in shared else copy.deepcopy(
+                value, memo)
+        return new
+
+    # -- setup -------------------------------------------------------------
+    def _subsample(self, n):
+        count = self.train_samples
+        if isinstance(count, float):
+            if not 0 < count <= 1:
+                raise ValueError(
+                    f"train_samples as a fraction must be in (0, 1], got "
+                    f"{count}.")
+            count = int(round(count * n))
+        count = int(min(max(int(count), 1), n))
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(n, size=count, replace=False))
+
+    def on_train_begin(self, logs=None):
+        self.extractor, self.classifier, self.layer_name = (
+            build_feature_extractor(self.model, self.layer))
+        fingerprint = model_fingerprint(self.model, self.layer)
+        metadata = {
+            "model_name": self.model.name,
+            "layer": self.layer_name,
+            "dtype": self.dtype,
+            "fingerprint": fingerprint,
+            "keras_version": keras.__version__,
+            "backend": keras.backend.backend(),
+            "classifier": self.classifier.name if self.classifier else "",
+        }
+        # Raises HistoryMismatchError for a file from another model.
+        self.store = HistoryStore(
+            self.filepath, fingerprint=fingerprint, metadata=metadata,
+            dtype=self.dtype, chunk_rows=self.chunk_rows,
+            compression=self.compression, overwrite=self.overwrite)
+        # A second fit() on the same callback continues the same file.
+        self.overwrite = False
+        x_tr, y_tr = self.train_data
+        x_val, y_val = self.validation_data
+        idx = self._subsample(len(x_tr))
+        self._n_train = len(idx)
+        self._y_train = _labels(np.asarray(y_tr)[idx])
+        self._y_val = _labels(y_val)
+        # One fused forward pass over [train subsample; validation].
+        self._x_all = np.concatenate(
+            [np.asarray(x_tr)[idx], np.asarray(x_val)], axis=0)
+        self._first_epoch_seen = False
+        self.recent.clear()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._first_epoch_seen:
+            self._first_epoch_seen = True
+            # Resuming at `initial_epoch`: later epochs of an abandoned run
+            # are stale.
+            self.store.drop_epochs_from(epoch)
+
+    # -- per epoch ---------------------------------------------------------
+    def _embed(self):
+        parts = []
+        for start in range(0, len(self._x_all), self.batch_size):
+            out = self.extractor.predict_on_batch(
+                self._x_all[start:start + self.batch_size])
+            parts.append(keras.ops.convert_to_numpy(out))
+        h = np.concatenate(parts, axis=0)
+        return h.reshape(len(h), -1)
+
+    def record(self, epoch, logs=None):
+        """Records `epoch` now (idempotent); returns the in-memory record."""
+        if self.last_recorded_epoch == epoch and self.recent:
+            return self.recent[-1]
+        h = self._embed()
+        record = {
+            "epoch": int(epoch),
+            "train_embeddings": h[:self._n_train],
+            "train_labels": self._y_train,
+            "val_embeddings": h[self._n_train:],
+            "val_labels": self._y_val,
+        }
+        if self.classifier is not None:
+            record["kernel"] = keras.ops.convert_to_numpy(
+                self.classifier.kernel).astype(np.float32)
+            record["bias"] = (keras.ops.convert_to_numpy(
+                self.classifier.bias).astype(np.float32)
+                if self.classifier.bias is not None else None)
+        attrs = {}
+        for key, value in (logs or {}).items():
+            if isinstance(value, (int, float, np.floating, np.integer)):
+                attrs[f"logs/{key}"] = float(value)
+        try:
+            self.store.write_epoch(epoch, {k: v for k, v in record.items()
+                                           if k != "epoch"}, attrs=attrs)
+        except (OSError, RuntimeError, ValueError) as e:
+            self.failed_epochs.append(int(epoch))
+            action = ("stopping training" if self.on_error == "stop"
+                      else "training continues")
+            warnings.warn(
+                f"FeatureHistory could not write epoch {epoch} to "
+                f"{self.filepath!r} ({type(e).__name__}: {e}); {action}. "
+                f"Earlier epochs are intact.", stacklevel=2)
+            if self.on_error == "stop":
+                self.model.stop_training = True
+        # The estimate may still use the epoch from memory.
+        self.recent.append(record)
+        self.last_recorded_epoch = epoch
+        return record
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        record = self.record(epoch, logs)
+        if (self.log_val_metrics and logs is not None
+                and "val_accuracy" not in logs and "kernel" in record):
+            z = record["val_embeddings"] @ record["kernel"]
+            if record.get("bias") is not None:
+                z = z + record["bias"]
+            logs["val_accuracy"] = float(
+                np.mean(z.argmax(axis=1) == self._y_val))
+
+    def get_config(self):
+        return {
+            "filepath": self.filepath, "layer": self.layer,
+            "train_samples": self.train_samples, "dtype": self.dtype,
+            "chunk_rows": self.chunk_rows, "compression": self.compression,
+            "batch_size": self.batch_size, "every": self.every,
+            "on_error": self.on_error,
+            "log_val_metrics": self.log_val_metrics,
+            "overwrite": self.overwrite,
+            "keep_in_memory": self.keep_in_memory, "seed": self.seed,
+        }

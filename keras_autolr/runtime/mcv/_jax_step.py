@@ -1,0 +1,102 @@
+"""MCV train step on the JAX backend: trials are pure functions.
+
+A trial is `optimizer.stateless_apply` on the current state followed by a
+`stateless_call` on the validation half; nothing is written, so nothing needs
+restoring, and every candidate is evaluated in one `jax.vmap` (set
+`MCVModel.vectorize = False` to fall back to an unrolled loop inside the same
+jitted step). The candidate LR enters the optimizer state through
+`keras_autolr.runtime.lr.stateless_learning_rate`.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.mcv import rules
+
+
+def _select(flag, a, b):
+    return jax.tree_util.tree_map(lambda u, v: jnp.where(flag, u, v), a, b)
+
+
+def train_step(model, state, data):
+    model._check_trainable()
+    model._check_step_ready()
+    tv, ntv, ov, mv = state
+    opt = model.optimizer
+    (x1, y1, s1), (x2, y2, s2) = model._split_data(data)
+    forward = backward = steps = 0
+
+    grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
+    (_, aux), grads = grad_fn(tv, ntv, mv, x1, y1, s1, training=True, optimizer_variables=ov)
+    unscaled1, y_pred1, ntv1, mv1 = aux
+    forward, backward = forward + 1, backward + 1
+
+    refs = model.non_trainable_variables
+    index = {k: next(i for i, r in enumerate(refs) if r is v) for k, v in model._mcv.items()}
+    st = {k: ntv1[i] for k, i in index.items()}
+    score_training = model.score_training
+
+    def loss_at(weights, x, y, sw):
+        # Scoring never updates state: BN statistics and seeds stay at ntv1.
+        _, (unscaled, _, _, _) = model.compute_loss_and_updates(
+            weights, ntv1, mv1, x, y, sw, training=score_training, optimizer_variables=ov
+        )
+        return unscaled
+
+    cur = loss_at(tv, x2, y2, s2)
+    forward += 1
+    method = model.method
+
+    if method == "discard":
+        new_tv, new_ov = opt.stateless_apply(ov, grads, tv)
+        steps += 1
+        new = loss_at(new_tv, x2, y2, s2)
+        forward += 1
+        reject = rules.discard_step(cur, new)
+        new_tv, new_ov = _select(reject, (tv, ov), (new_tv, new_ov))
+        new_st = model._mcv_update(st, cur, discarded=reject, counts=(forward, backward, steps))
+    else:
+        two = method == "method2"
+
+        def trial(lr):
+            tv_k, _ = opt.stateless_apply(lr_lib.stateless_learning_rate(opt, ov, lr), grads, tv)
+            v = loss_at(tv_k, x2, y2, s2)
+            t = loss_at(tv_k, x1, y1, s1) if two else jnp.zeros_like(v)
+            return v, t
+
+        if getattr(model, "vectorize", True):
+            val_losses, train_losses = jax.vmap(trial)(st["cand_lrs"])
+        else:
+            pairs = [trial(st["cand_lrs"][k]) for k in range(model.num_slots)]
+            val_losses = jnp.stack([p[0] for p in pairs])
+            train_losses = jnp.stack([p[1] for p in pairs])
+        forward += model.num_slots * (2 if two else 1)
+        steps += model.num_slots
+
+        if method == "voting":
+            best = rules.best_candidate(cur, val_losses, st["cand_mask"])
+            history = rules.update_votes(st["history"], best, model.vote_decay)
+            top = rules.top_candidate(history, st["cand_mask"])
+            ov_top = lr_lib.stateless_learning_rate(opt, ov, st["cand_lrs"][top])
+            new_tv, new_ov = opt.stateless_apply(ov_top, grads, tv)
+            steps += 1
+            reject = jnp.logical_and(model.discard_on_no_improvement, best < 0)
+            # A discarded step undoes the update but keeps the voted LR.
+            new_tv, new_ov = _select(reject, (tv, ov_top), (new_tv, new_ov))
+            new_st = model._mcv_update(st, cur, val_losses=val_losses, discarded=reject,
+                                       history=history, counts=(forward, backward, steps))
+        else:
+            new_tv, new_ov = opt.stateless_apply(ov, grads, tv)
+            steps += 1
+            new_st = model._mcv_update(st, cur, val_losses=val_losses,
+                                       train_losses=train_losses if two else None,
+                                       counts=(forward, backward, steps))
+
+    ntv_out = list(ntv1)
+    for k, i in index.items():
+        ntv_out[i] = jnp.asarray(new_st[k], ntv1[i].dtype).reshape(ntv1[i].shape)
+    logs, mv_out = model._update_metrics_variables(mv1, unscaled1, x1, y1, y_pred1, s1)
+    logs = dict(logs)
+    logs.update(model._mcv_logs(new_st))
+    return logs, (list(new_tv), ntv_out, list(new_ov), mv_out)

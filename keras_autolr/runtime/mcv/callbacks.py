@@ -1,0 +1,190 @@
+"""Epoch-level MCV callbacks: the LR decision and the thesis's stopping rules.
+
+`MCVController` runs once per epoch: it reads the accumulators that
+`MCVModel.train_step` filled, picks the next LR with the method's rule
+(`rules.select`), rebuilds the candidate list `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`,
+and writes what happened into `logs` (chosen LR, discard rate, every
+candidate's average losses, operation counts). `MCVModel.fit` adds one
+automatically.
+
+`MCVStopping` is the thesis's stopping rule: patience on the epoch's average
+validation-batch loss (`logs["mcv_val_batch_loss"]`); a non-finite value stops
+at once; either way the weights of the best epoch are restored.
+
+Example:
+
+```python
+model = MCVModel(inner, method="method3")
+model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+model.fit(x, y, epochs=100, batch_size=256,
+          callbacks=[MCVStopping(patience=5), keras.callbacks.CSVLogger("log.csv")])
+```
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_autolr.runtime.lr_callback import LearningRateController
+from keras_autolr.runtime.mcv import rules
+
+__all__ = ["MCVController", "MCVStopping"]
+
+
+def _model(cb):
+    from keras_autolr.runtime.mcv.model import MCVModel
+
+    m = cb.model
+    if not isinstance(m, MCVModel):
+        raise TypeError(
+            f"{type(cb).__name__} needs an MCVModel; got {type(m).__name__}. Wrap "
+            "your model: keras_autolr.runtime.mcv.MCVModel(model, method=...)."
+        )
+    return m
+
+
+class MCVController(LearningRateController):
+    """Picks the LR of the next epoch from the MCV candidate losses.
+
+    Logs (per epoch): `learning_rate` (LR used this epoch; for "voting" the
+    last voted LR), `mcv_next_lr`, `mcv_val_batch_loss`, `mcv_discard_rate`,
+    `mcv_cand{i}_lr`, `mcv_cand{i}_val_loss` (and `_train_loss` for method 2),
+    `mcv_forward`, `mcv_backward`, `mcv_opt_steps` (operations per step,
+    measured) and `mcv_theory_forward/backward/opt_steps` (Table 4.1).
+
+    Args:
+        verbose: 1 prints the decision each epoch.
+    """
+
+    def __init__(self, verbose=0):
+        super().__init__()
+        self.verbose = verbose
+        self.decisions = []
+
+    def get_config(self):
+        return {"verbose": self.verbose}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        m = _model(self)
+        first = m.initial_candidate_list(self.get_lr())
+        m.set_candidates(first)
+        if m.method in rules.EPOCH_METHODS and m.initial_candidates is not None:
+            # Algorithm 8: the first epoch trains at the smallest listed LR.
+            self.set_lr(float(np.min(first)))
+        m.reset_mcv_sums()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        m = _model(self)
+        s = m.mcv_state()
+        n = max(s["steps"], 1.0)
+        k = int(s["mask"].sum())
+        lrs = s["candidate_lrs"][:k]
+        avg_val = s["sum_val"][:k] / n
+        avg_train = s["sum_train"][:k] / n
+        avg_cur = s["sum_current"] / n
+        used_lr = self.get_lr()
+        logs["learning_rate"] = used_lr
+        logs["mcv_val_batch_loss"] = float(avg_cur)
+        logs["mcv_discard_rate"] = s["discards"] / n
+        for name, key in (("forward", "forward"), ("backward", "backward"), ("opt_steps", "opt_steps")):
+            logs[f"mcv_{name}"] = s[key] / n
+        theory = m.theoretical_step_cost()
+        logs["mcv_theory_forward"] = float(theory.forward)
+        logs["mcv_theory_backward"] = float(theory.backward)
+        logs["mcv_theory_opt_steps"] = float(theory.step)
+        if m.method != "discard":
+            for i in range(k):
+                logs[f"mcv_cand{i}_lr"] = float(lrs[i])
+                logs[f"mcv_cand{i}_val_loss"] = float(avg_val[i])
+                if m.method == "method2":
+                    logs[f"mcv_cand{i}_train_loss"] = float(avg_train[i])
+
+        next_lr = used_lr
+        if m.method in rules.EPOCH_METHODS:
+            idx = rules.select(m.method, avg_val, avg_current=avg_cur, avg_train=avg_train,
+                               alpha=m.alpha, lrs=lrs)
+            if idx is None or not math.isfinite(avg_cur):
+                # Every candidate diverged: stop; MCVStopping restores the best epoch.
+                self.model.stop_training = True
+                logs["mcv_nonfinite"] = 1.0
+            else:
+                next_lr = float(np.clip(lrs[idx], m.min_lr, m.max_lr))
+                self.set_lr(next_lr)
+                m.set_candidates(m.candidates_around(next_lr))
+        logs["mcv_next_lr"] = next_lr
+        self.decisions.append({"epoch": epoch, "lr": used_lr, "next_lr": next_lr,
+                               "val_losses": avg_val.tolist(), "lrs": lrs.tolist()})
+        if self.verbose:
+            print(f"\nMCV epoch {epoch + 1}: lr {used_lr:.3g} -> {next_lr:.3g}, "
+                  f"val-batch loss {avg_cur:.4f}, discards {logs['mcv_discard_rate']:.1%}")
+        m.reset_mcv_sums()
+
+
+class MCVStopping(keras.callbacks.Callback):
+    """Stops MCV training by patience or on a non-finite loss; restores the best epoch.
+
+    Args:
+        patience: epochs without improvement of `monitor` before stopping.
+        monitor: log key (default: the epoch's average validation-batch loss).
+        min_delta: smallest decrease that counts as an improvement.
+        restore_best_weights: restore the best epoch's weights when training
+            stops (a non-finite loss always restores).
+
+    Attributes after `fit`: `best_epoch` (0-based), `best`, `stopped_epoch`,
+    `reason` ("patience", "nonfinite" or None).
+    """
+
+    def __init__(self, patience=20, monitor="mcv_val_batch_loss", min_delta=0.0,
+                 restore_best_weights=True):
+        super().__init__()
+        if int(patience) < 1:
+            raise ValueError(f"patience must be >= 1, got {patience}.")
+        self.patience = int(patience)
+        self.monitor = monitor
+        self.min_delta = float(min_delta)
+        self.restore_best_weights = bool(restore_best_weights)
+
+    def get_config(self):
+        return {"patience": self.patience, "monitor": self.monitor,
+                "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights}
+
+    def on_train_begin(self, logs=None):
+        self.best = math.inf
+        self.best_epoch = None
+        self.wait = 0
+        self.stopped_epoch = None
+        self.reason = None
+        self._best_weights = self.model.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            raise KeyError(
+                f"MCVStopping monitors {self.monitor!r}, which is not in the logs "
+                f"({sorted(logs)}). Use it with an MCVModel or set `monitor`."
+            )
+        value = float(value)
+        nonfinite = not math.isfinite(value) or logs.get("mcv_nonfinite") or not all(
+            math.isfinite(float(v)) for k, v in logs.items()
+            if k == "loss" and isinstance(v, (int, float, np.floating)))
+        if nonfinite:
+            self._stop(epoch, "nonfinite", restore=True)
+            return
+        if value < self.best - self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self._stop(epoch, "patience", restore=self.restore_best_weights)
+
+    def _stop(self, epoch, reason, restore):
+        self.model.stop_training = True
+        self.stopped_epoch, self.reason = epoch, reason
+        if restore and self._best_weights is not None:
+            self.model.set_weights(self._best_weights)

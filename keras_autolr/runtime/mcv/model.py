@@ -1,0 +1,350 @@
+"""`MCVModel`: a Keras model whose `train_step` does micro cross-validation.
+
+Each incoming batch is split in two halves taken from the training data (the
+batches are reshuffled every epoch by `fit(shuffle=True)`): the first half
+(*batch 1*) gives the gradient, the second (*batch 2*) validates candidate
+updates. One gradient serves every candidate LR (thesis Table 4.1: one backward).
+
+Methods (thesis chapter 3):
+
+* `"discard"` (Alg. 3): apply the step at the current LR; undo it if the
+  validation-batch loss went up.
+* `"voting"` (Alg. 4-6): each step votes for the candidate LR (from a fixed
+  list) that lowers the validation-batch loss most; an EMA of votes picks the
+  LR actually applied. A step where no candidate lowers the loss is discarded.
+* `"method1"`, `"method2"`, `"method3"` (Alg. 7-8): the LR is constant during an
+  epoch; every step records the validation loss (method 2: also the training
+  loss, weighted by `alpha`) of each candidate `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`;
+  at the end of the epoch `MCVController` picks the new LR from the averages.
+
+Trial updates are exact: all weights, optimizer slots (momentum, Adam moments,
+iteration count, LR) and non-trainable state (BatchNorm statistics, dropout
+seeds) are restored bit for bit. On TensorFlow a trial is apply-then-restore
+from `tf.identity` snapshots inside the compiled step; on JAX it is pure
+(`optimizer.stateless_apply` + `stateless_call`) and the candidates run in one
+`jax.vmap`. Either way all candidates run inside one compiled step: no host
+round trips.
+
+Example:
+
+```python
+import keras, numpy as np
+from keras_autolr.runtime.mcv import MCVModel
+
+inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, "relu"),
+                          keras.layers.Dense(3)])
+model = MCVModel(inner, method="method2", alpha=0.5)
+model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+x, y = np.random.rand(256, 8), np.random.randint(0, 3, 256)
+hist = model.fit(x, y, batch_size=64, epochs=3, verbose=0)
+hist.history["learning_rate"], hist.history["mcv_val_batch_loss"]
+inner.save("trained.keras")   # the wrapped model is the one to keep
+```
+
+Args:
+    model: any Keras model (functional, sequential, subclassed).
+    method: one of "discard", "voting", "method1", "method2", "method3".
+    alpha: method 2's weight of the training loss, `(1-a)*val + a*train`.
+        The thesis used 0.1, 0.3, 0.5 and found 0.5 best.
+    factors: multipliers of the current LR tried by methods 1-3.
+    initial_candidates: LRs tried in the first epoch by methods 1-3 (the thesis
+        used `[0.1, 0.01, 0.001, 0.0001]` and trained epoch 1 at the smallest);
+        None: `factors x` the compiled optimizer's LR.
+    voting_candidates: the fixed list of `"voting"` (thesis default).
+    vote_decay: EMA coefficient of `"voting"` (weight of the newest vote).
+    min_lr, max_lr: bounds on every candidate (multiplicative rules need them).
+    score_training: run the scoring forwards in training mode (BatchNorm uses
+        batch statistics). Scoring in inference mode drove the LR of a BN model
+        to 1e-29 in one probe; keep True unless you know better.
+    discard_on_no_improvement: `"voting"` discards a step when no candidate
+        lowers the validation-batch loss (the thesis's "zero LR" vote).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.mcv import candidates as cand_lib
+from keras_autolr.runtime.mcv import cost as cost_lib
+from keras_autolr.runtime.mcv import rules
+
+__all__ = ["MCVModel", "METHODS", "MCVError"]
+
+METHODS = ("discard", "voting", "method1", "method2", "method3")
+
+
+class MCVError(ValueError):
+    """Raised when a model or batch cannot be trained with MCV."""
+
+
+def _split(tree_, n_first):
+    first = keras.tree.map_structure(lambda t: None if t is None else t[:n_first], tree_)
+    second = keras.tree.map_structure(lambda t: None if t is None else t[n_first:], tree_)
+    return first, second
+
+
+def _batch_size(x):
+    leaves = [t for t in keras.tree.flatten(x) if t is not None]
+    if not leaves:
+        raise MCVError("MCV needs input data in each batch.")
+    return leaves[0].shape[0], leaves[0]
+
+
+@keras.saving.register_keras_serializable(package="keras_autolr")
+class MCVModel(keras.Model):
+    def __init__(
+        self,
+        model,
+        method="method2",
+        alpha=0.5,
+        factors=cand_lib.FACTORS,
+        initial_candidates=None,
+        voting_candidates=cand_lib.THESIS_LR_LIST,
+        vote_decay=0.1,
+        min_lr=1e-8,
+        max_lr=10.0,
+        score_training=True,
+        discard_on_no_improvement=True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if method not in METHODS:
+            raise MCVError(f"Unknown MCV method {method!r}; choose one of {METHODS}.")
+        if not isinstance(model, keras.Model):
+            raise MCVError(f"MCVModel wraps a keras.Model, got {type(model).__name__}.")
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise MCVError(f"alpha must be in [0, 1], got {alpha}.")
+        if not 0.0 < float(vote_decay) <= 1.0:
+            raise MCVError(f"vote_decay must be in (0, 1], got {vote_decay}.")
+        self.model = model
+        self.method = method
+        self.alpha = float(alpha)
+        self.factors = tuple(float(f) for f in cand_lib.validate_candidates(factors, "candidate factors"))
+        self.initial_candidates = (
+            None if initial_candidates is None
+            else tuple(float(v) for v in cand_lib.validate_candidates(initial_candidates))
+        )
+        self.voting_candidates = tuple(float(v) for v in cand_lib.validate_candidates(voting_candidates))
+        cand_lib.candidate_list(1.0, self.factors, min_lr, max_lr)  # validates bounds
+        self.vote_decay = float(vote_decay)
+        self.min_lr, self.max_lr = float(min_lr), float(max_lr)
+        self.score_training = bool(score_training)
+        self.discard_on_no_improvement = bool(discard_on_no_improvement)
+        if method == "voting":
+            self.num_slots = len(self.voting_candidates)
+        elif method == "discard":
+            self.num_slots = 1
+        else:
+            self.num_slots = max(len(self.factors), len(self.initial_candidates or ()))
+        k = self.num_slots
+        # MCV's own state: updated in the compiled step, never rolled back.
+        mk = lambda name, shape, value: self.add_weight(  # noqa: E731
+            shape=shape, initializer=keras.initializers.Constant(value),
+            trainable=False, dtype="float32", name=name,
+            aggregation="only_first_replica",
+        )
+        self._cand_lrs = mk("mcv_candidate_lrs", (k,), 0.0)
+        self._cand_mask = mk("mcv_candidate_mask", (k,), 0.0)
+        self._sum_val = mk("mcv_sum_val_loss", (k,), 0.0)
+        self._sum_train = mk("mcv_sum_train_loss", (k,), 0.0)
+        self._history = mk("mcv_vote_history", (k,), 1.0 / k)
+        self._sum_current = mk("mcv_sum_current_loss", (), 0.0)
+        self._n_steps = mk("mcv_steps", (), 0.0)
+        self._n_discards = mk("mcv_discards", (), 0.0)
+        self._n_forward = mk("mcv_forward", (), 0.0)
+        self._n_backward = mk("mcv_backward", (), 0.0)
+        self._n_opt_steps = mk("mcv_opt_steps", (), 0.0)
+        self._mcv = {
+            "cand_lrs": self._cand_lrs, "cand_mask": self._cand_mask,
+            "sum_val": self._sum_val, "sum_train": self._sum_train,
+            "history": self._history, "sum_current": self._sum_current,
+            "n_steps": self._n_steps, "n_discards": self._n_discards,
+            "n_forward": self._n_forward, "n_backward": self._n_backward,
+            "n_opt_steps": self._n_opt_steps,
+        }
+        self._candidates_ready = False
+
+    # -- Keras plumbing -------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def build(self, input_shape=None):
+        if not self.model.built and input_shape is not None:
+            self.model.build(input_shape)
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            model=keras.saving.serialize_keras_object(self.model),
+            method=self.method, alpha=self.alpha, factors=list(self.factors),
+            initial_candidates=None if self.initial_candidates is None else list(self.initial_candidates),
+            voting_candidates=list(self.voting_candidates), vote_decay=self.vote_decay,
+            min_lr=self.min_lr, max_lr=self.max_lr, score_training=self.score_training,
+            discard_on_no_improvement=self.discard_on_no_improvement,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit` with MCV's callbacks added when missing.
+
+        Adds an `MCVController` (the epoch decisions), `TerminateOnNaN` and an
+        `MCVStopping` without patience, so a non-finite loss always stops
+        training and restores the best epoch's weights (pass your own
+        `MCVStopping(patience=...)` for the thesis's patience rule).
+        """
+        from keras_autolr.runtime.mcv.callbacks import MCVController, MCVStopping
+
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, MCVController) for c in callbacks):
+            callbacks.insert(0, MCVController())
+        if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+            callbacks.append(keras.callbacks.TerminateOnNaN())
+        if not any(isinstance(c, MCVStopping) for c in callbacks):
+            callbacks.append(MCVStopping(patience=2**31 - 1))
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    # -- candidates (host side, once per epoch) --------------------------------
+
+    def mcv_state(self):
+        """Host copy of the MCV accumulators (for callbacks and tests)."""
+        g = lambda v: np.array(keras.ops.convert_to_numpy(v.value))  # noqa: E731
+        return {
+            "candidate_lrs": g(self._cand_lrs), "mask": g(self._cand_mask),
+            "sum_val": g(self._sum_val), "sum_train": g(self._sum_train),
+            "history": g(self._history), "sum_current": float(g(self._sum_current)),
+            "steps": float(g(self._n_steps)), "discards": float(g(self._n_discards)),
+            "forward": float(g(self._n_forward)), "backward": float(g(self._n_backward)),
+            "opt_steps": float(g(self._n_opt_steps)),
+        }
+
+    def set_candidates(self, values):
+        """Writes a new candidate list (validated, padded) and resets sums."""
+        padded, mask = cand_lib.pad_candidates(values, self.num_slots)
+        self._cand_lrs.assign(padded.astype("float32"))
+        self._cand_mask.assign(mask.astype("float32"))
+        self._candidates_ready = True
+
+    def reset_mcv_sums(self):
+        for v in (self._sum_val, self._sum_train):
+            v.assign(np.zeros(self.num_slots, "float32"))
+        for v in (self._sum_current, self._n_steps, self._n_discards,
+                  self._n_forward, self._n_backward, self._n_opt_steps):
+            v.assign(0.0)
+
+    def candidates_around(self, lr):
+        return cand_lib.candidate_list(lr, self.factors, self.min_lr, self.max_lr)
+
+    def initial_candidate_list(self, lr):
+        if self.method == "voting":
+            return np.asarray(self.voting_candidates)
+        if self.method == "discard":
+            return np.asarray([lr])
+        if self.initial_candidates is not None:
+            return np.asarray(self.initial_candidates)
+        return self.candidates_around(lr)
+
+    def theoretical_step_cost(self):
+        if self.method == "discard":
+            return cost_lib.step_cost("discard")
+        return cost_lib.step_cost(self.method, self.num_slots)
+
+    # -- shared pieces --------------------------------------------------------
+
+    def _check_trainable(self):
+        if getattr(self, "_compile_loss", None) is None:
+            raise MCVError(
+                "MCV recomputes the loss on the validation half of each batch, so the "
+                "model must be compiled with `loss=`."
+            )
+        lr_lib.base_optimizer(self.optimizer)  # several optimizers -> clear error
+
+    def _split_data(self, data):
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
+        n, _ = _batch_size(x)
+        if n is not None and n < 2:
+            raise MCVError(
+                f"A batch of {n} example cannot be split into a training and a "
+                "validation half. Use batch_size >= 2 (MCV uses half of each batch "
+                "for validation, so double your usual batch size), or drop the "
+                "remainder batch."
+            )
+        if n is None:  # TF graph with an unknown batch dimension
+            n = ops.shape(keras.tree.flatten(x)[0])[0]
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                n = tf.shape(_batch_size(x)[1])[0]
+                tf.debugging.assert_greater_equal(
+                    n, 2, message="MCV: a batch of fewer than 2 examples cannot be "
+                    "split into training and validation halves; use a batch size "
+                    ">= 2 and drop the remainder batch.")
+        h = n - n // 2
+        (x1, x2), (y1, y2), (s1, s2) = _split(x, h), _split(y, h), _split(sw, h)
+        return (x1, y1, s1), (x2, y2, s2)
+
+    def _mcv_update(self, st, cur, val_losses=None, train_losses=None, discarded=False,
+                    history=None, counts=(0, 0, 0)):
+        """New values of the MCV state (pure; `st` maps names to current values).
+
+        Non-finite candidate losses are summed as they are (an inf/NaN average
+        then never wins in `rules.select*`, and all-NaN stops training).
+        """
+        new = dict(st)
+        mask = st["cand_mask"]
+        if val_losses is not None:
+            new["sum_val"] = st["sum_val"] + ops.where(mask > 0, val_losses, ops.zeros_like(val_losses))
+        if train_losses is not None:
+            new["sum_train"] = st["sum_train"] + ops.where(mask > 0, train_losses, ops.zeros_like(train_losses))
+        if history is not None:
+            new["history"] = history
+        new["sum_current"] = st["sum_current"] + cur
+        forward, backward, steps = counts
+        new["n_steps"] = st["n_steps"] + 1.0
+        new["n_discards"] = st["n_discards"] + ops.cast(discarded, "float32")
+        new["n_forward"] = st["n_forward"] + float(forward)
+        new["n_backward"] = st["n_backward"] + float(backward)
+        new["n_opt_steps"] = st["n_opt_steps"] + float(steps)
+        return new
+
+    @staticmethod
+    def _mcv_logs(st):
+        """Running epoch means, so the epoch's last step logs the epoch value."""
+        steps = ops.maximum(st["n_steps"], 1.0)
+        return {
+            "mcv_val_batch_loss": st["sum_current"] / steps,
+            "mcv_discard_rate": st["n_discards"] / steps,
+        }
+
+    def _check_step_ready(self):
+        if not self._candidates_ready:
+            raise MCVError(
+                "The MCV candidate list is not set. Train with MCVModel.fit (which "
+                "adds MCVController) or pass keras_autolr.runtime.mcv.MCVController() in "
+                "callbacks."
+            )
+
+    # -- train step dispatch ---------------------------------------------------
+
+    def train_step(self, *args):
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            from keras_autolr.runtime.mcv import _tf_step
+
+            return _tf_step.train_step(self, *args)
+        if backend == "jax":
+            from keras_autolr.runtime.mcv import _jax_step
+
+            return _jax_step.train_step(self, *args)
+        raise MCVError(
+            f"MCVModel supports the TensorFlow and JAX backends, not {backend!r}."
+        )

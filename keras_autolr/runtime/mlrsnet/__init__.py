@@ -1,0 +1,13 @@
+"""MLR-SNet (Shu et al.): a meta-learned LSTM that predicts the LR of every batch.
+
+* `MLRSNet`, `load_net`, `cell_step`: the meta-learner (`net.py`);
+* `MLRSNetScheduler`: plug-and-play per-batch LR inside the train step;
+* `meta_train`: meta-training with a one-step lookahead on validation batches;
+* `HypergradientDescent`: the HD baseline of the paper (Baydin et al.).
+"""
+
+from keras_autolr.runtime.mlrsnet.gamma import EmptyDataError, compute_gamma, gamma_from_loss
+from keras_autolr.runtime.mlrsnet.net import MLRSNet, MLRSNetFileError, ModeMismatchError, cell_step, load_net
+from keras_autolr.runtime.mlrsnet.scheduler import MLRSNetScheduler, shipped_net_path
+from keras_autolr.runtime.mlrsnet.hypergradient import HypergradientDescent
+from keras_autolr.runtime.instep import InStepController

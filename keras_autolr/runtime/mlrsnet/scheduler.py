@@ -1,0 +1,313 @@
+"""Plug-and-play MLR-SNet: the LR of every batch predicted inside the train step.
+
+Purpose: use a frozen (meta-trained) MLR-SNet on a new task with one line,
+`callbacks=[MLRSNetScheduler("image")]`. At each training step the compiled
+step computes the batch loss and gradients, feeds that loss to the net, writes
+the predicted LR with `keras_autolr.runtime.lr.assign_learning_rate`, and only then
+applies the gradients: the LR of step t comes from step t's own loss, with no
+host round trip and no one-step lag. The net's LSTM state lives in
+non-trainable optimizer variables, so it persists across batches and epochs
+(as in the reference) and is part of the compiled state on TensorFlow and JAX.
+
+How it installs: `on_train_begin` replaces the model instance's `train_step`
+with an MLR-SNet-aware copy of Keras's own (TensorFlow or JAX flavour) and
+rebuilds the train function (kept for later fits; `uninstall()` restores Keras's step). Any Keras
+model compiled with a float-LR or schedule optimizer works.
+
+LR scale (`scale`):
+
+* "absolute" (default for SGD / SGD-momentum, the paper): LR = gamma * p;
+* "relative" (default for other optimizers, e.g. Adam, whose useful LR is
+  orders of magnitude smaller than gamma): LR = k * gamma * p with k fixed at
+  the first step so that the first LR equals the LR the optimizer was compiled
+  with; the net then shapes the schedule from there.
+
+gamma ("auto"): image nets use the reference rule from the loss (see
+`gamma.py`), computed in-graph from the first batch's loss (the reference uses
+the full training set; pass `gamma=compute_gamma(model, x, y, C)` for that);
+text nets use the paper's 40.
+
+Checkpoint swap (the reference's meta-test): `checkpoints=[early, middle,
+late]` swaps nets at `swap_at` = (1/3, 2/3) of the epochs; gamma is recomputed
+from the last epoch's training loss and the LSTM state is kept.
+
+Non-finite batch loss: the step's gradients are zeroed (no weight moves except
+by existing momentum), the LSTM state is not advanced and the LR keeps its
+previous value, so it stays finite. `keras.callbacks.TerminateOnNaN` still
+stops the run if you add it.
+
+Example:
+
+```python
+model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+model.fit(x, y, epochs=10, callbacks=[MLRSNetScheduler("image")])
+```
+
+Args:
+    net: an `MLRSNet`, a path to a `.keras` file, or "image" / "text" for the
+        nets shipped in `saved_controllers/` (these use the shipped early /
+        middle / late checkpoints with the swap, as the reference's
+        meta-test does: the final net alone is a "late" net that predicts the
+        small LRs of the end of training).
+    task: "image" or "text"; checked against the net's mode (None: trust it).
+    cross_modal: if True, `task` may differ from the net's mode: the net is
+        used with the task's conventions (input loss / log(vocab) and gamma 40
+        for text; raw loss and the gamma rule for images). This is the paper's
+        transfer of the CIFAR-10 net to Penn Treebank (its Fig. 1(f)); with
+        gamma 40, train text models with gradient clipping as the paper does
+        (`SGD(..., global_clipnorm=0.25)`): without it the first LRs (~20)
+        blow up a small char-level GRU.
+    gamma: "auto" or a positive float.
+    num_classes: class count for the image gamma rule (None: the model's
+        output width).
+    vocab_size: vocabulary size for text nets (None: the model's output
+        width).
+    scale: "auto", "absolute" or "relative" (see above).
+    checkpoints: optional list of nets (or paths) to swap in during the run;
+        the first one replaces `net` from the start.
+    swap_at: fractions of the run at which `checkpoints[1:]` are swapped in.
+    min_lr: floor of the predicted LR (keeps it positive).
+    record_every: if > 0, store the LR every this many batches in
+        `self.lr_history` (reading it costs a host sync; 0 = only per epoch).
+"""
+
+import math
+import keras
+from keras import ops
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime import artifacts
+from keras_autolr.runtime.instep import InStepController, sanitize
+from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
+from keras_autolr.runtime.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
+
+__all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "controller_update"]
+
+def shipped_net_path(kind):
+    """Path of the shipped net "image" or "text" in `saved_controllers/`."""
+    return artifacts.artifact_path(
+        f"mlrsnet_{kind}.keras",
+        hint=f"Or meta-train one: `keras-autolr mlrsnet meta-train --task {kind} --out mlrsnet_{kind}.keras`.",
+    )
+
+
+def shipped_checkpoints(kind):
+    """The shipped early / middle / late nets of `kind` for the checkpoint swap.
+
+    Falls back to the final net alone when the stage files are missing.
+    """
+    late = shipped_net_path(kind)
+    folder = artifacts.artifacts_dir()
+    stages = [folder / f"mlrsnet_{kind}_early.keras", folder / f"mlrsnet_{kind}_middle.keras"]
+    if all(p.exists() for p in stages):
+        return [*stages, late]
+    return [late]
+
+
+def _resolve(net):
+    if isinstance(net, str) and net in ("image", "text"):
+        net = shipped_net_path(net)
+    return load_net(net)
+
+
+def controller_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes, relative, min_lr):
+    """The pure per-step controller (keras.ops): loss -> (lr, h, c, gamma, k).
+
+    `gamma <= 0` means "compute from this loss" (image rule, needs
+    `num_classes`); `k <= 0` means "fix the relative factor now". Non-finite
+    losses leave state, gamma, k and the LR (`prev_lr`) unchanged.
+    """
+    loss = ops.cast(ops.reshape(loss, ()), "float32")
+    finite = ops.isfinite(loss)
+    safe = ops.where(finite, loss, ops.zeros_like(loss))
+    if num_classes:
+        g = ops.where(gamma > 0, gamma, gamma_lib.gamma_rule(safe, num_classes))
+    else:
+        g = gamma
+    p, h2, c2 = cell_step(params, safe / norm, h, c)
+    raw = g * ops.reshape(p, ())
+    if relative:
+        k2 = ops.where(k > 0, k, ops.cast(prev_lr, "float32") / ops.maximum(raw, 1e-30))
+    else:
+        k2 = ops.ones_like(k)
+    lr = ops.maximum(k2 * raw, min_lr)
+    lr = ops.where(finite, lr, ops.cast(prev_lr, "float32"))
+    return (
+        lr,
+        ops.where(finite, h2, h),
+        ops.where(finite, c2, c),
+        ops.where(finite, g, gamma),
+        ops.where(finite, k2, k),
+        finite,
+    )
+
+
+def _output_dim(model):
+    try:
+        return int(model.outputs[0].shape[-1])
+    except Exception:
+        pass
+    try:
+        return int(model.layers[-1].units)
+    except Exception:
+        return None
+
+
+class MLRSNetScheduler(InStepController):
+    __doc__ = __doc__
+
+    def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
+                 scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0,
+                 cross_modal=False):
+        super().__init__()
+        if checkpoints is None and isinstance(net, str) and net in ("image", "text"):
+            # The reference's meta-test: early/middle/late nets swapped at 1/3, 2/3.
+            checkpoints = shipped_checkpoints(net)
+        self.nets = [_resolve(n) for n in (checkpoints or [net])]
+        if cross_modal:
+            if task not in ("image", "text"):
+                raise ValueError(f"cross_modal=True needs task='image' or 'text' (the conventions to use), got {task!r}.")
+        else:
+            for n in self.nets:
+                check_mode(n, task)
+        modes = {n.mode for n in self.nets}
+        if len(modes) > 1:
+            raise ModeMismatchError(f"The checkpoints mix modes {sorted(modes)}; use nets of one mode.")
+        self.net_mode = self.nets[0].mode
+        self.cross_modal = bool(cross_modal)
+        # The conventions (input normalisation, gamma) follow the task when crossing modes.
+        self.mode = task if cross_modal else self.net_mode
+        if gamma != "auto" and not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
+            raise ValueError(f"gamma must be 'auto' or a finite positive number, got {gamma!r}.")
+        if scale not in ("auto", "absolute", "relative"):
+            raise ValueError(f"scale must be 'auto', 'absolute' or 'relative', got {scale!r}.")
+        if len(swap_at) != len(self.nets) - 1 and len(self.nets) > 1:
+            raise ValueError(f"{len(self.nets)} checkpoints need {len(self.nets) - 1} swap_at fractions, got {swap_at}.")
+        self.gamma = gamma
+        self.num_classes = num_classes
+        self.vocab_size = vocab_size
+        self.scale = scale
+        self.swap_at = tuple(swap_at)
+        self.min_lr = float(min_lr)
+        self.record_every = int(record_every)
+        self.lr_history = []
+        self.gamma_history = []
+        self._state = {}  # id(optimizer) -> (h, c, gamma, k) variables
+        self._active = 0
+        self._last_loss = None
+
+    # -- setup ---------------------------------------------------------------
+
+    def _state_vars(self, opt):
+        key = id(opt)
+        if key not in self._state:
+            H = self.nets[0].hidden
+            with lr_lib._strategy_scope(opt):
+                mk = lambda name, shape: opt.add_variable(shape=shape, initializer="zeros", dtype="float32", name=name)
+                state = (
+                    mk("mlrsnet_h", (1, H)), mk("mlrsnet_c", (1, H)),
+                    mk("mlrsnet_gamma", ()), mk("mlrsnet_scale", ()),
+                )
+                # The active net's weights are state too (not constants of the
+                # compiled step), so a checkpoint swap is a plain assignment.
+                theta = [mk(f"mlrsnet_theta_{i}", tuple(v.shape)) for i, v in enumerate(self.nets[0].params)]
+            self._state[key] = (state, theta)
+            self._load_theta(theta, self._active)
+            if self.gamma != "auto":
+                state[2].assign(float(self.gamma))
+        return self._state[key]
+
+    def _load_theta(self, theta, index):
+        # Copy through numpy: on JAX the compiled step donates its state
+        # buffers, which must not alias the net's own weights.
+        for var, w in zip(theta, self.nets[index].params):
+            var.assign(ops.convert_to_numpy(w))
+
+    def _resolve_sizes(self):
+        width = _output_dim(self.model)
+        if self.mode == "text":
+            vocab = self.vocab_size or width
+            if not vocab or vocab < 2:
+                raise ModeMismatchError(
+                    "A text MLR-SNet needs the vocabulary size (its input is loss / log(vocab)); "
+                    "pass vocab_size=."
+                )
+            self._norm = math.log(vocab)
+            self._classes = None  # text: gamma fixed (paper's 40) unless given
+            if self.gamma == "auto":
+                self.gamma = gamma_lib.TEXT_GAMMA
+        else:
+            self._norm = 1.0
+            self._classes = self.num_classes or width
+            if self.gamma == "auto" and (not self._classes or self._classes < 2):
+                raise ValueError(
+                    "gamma='auto' for an image net needs the class count; pass num_classes= "
+                    "(or gamma=)."
+                )
+            if self.gamma != "auto":
+                self._classes = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._opt = lr_lib.base_optimizer(self.model.optimizer)
+        self._resolve_sizes()
+        self._vars, self._theta = self._state_vars(self._opt)
+        if self.gamma != "auto" and float(ops.convert_to_numpy(self._vars[2])) <= 0:
+            self._vars[2].assign(float(self.gamma))
+        relative = self.scale == "relative" or (
+            self.scale == "auto" and not isinstance(self._opt, keras.optimizers.SGD)
+        )
+        self._relative = relative
+        self._epochs = self.params.get("epochs") if self.params else None
+        self.install()
+
+    # -- in-graph step -------------------------------------------------------
+
+    def step_update(self, loss, grads, weights):
+        """Runs the controller on the batch loss and writes LR and state.
+
+        Called inside the compiled train step; returns (lr, grads).
+        """
+        prev_lr = lr_lib.learning_rate_tensor(self._opt)
+        h, c, g, k = self._vars
+        params = [v.value for v in self._theta]
+        lr, h2, c2, g2, k2, finite = controller_update(
+            params, loss, h.value, c.value, g.value, k.value, prev_lr,
+            norm=self._norm, num_classes=self._classes, relative=self._relative, min_lr=self.min_lr,
+        )
+        h.assign(h2)
+        c.assign(c2)
+        g.assign(g2)
+        k.assign(k2)
+        lr_lib.assign_learning_rate(self._opt, lr)
+        return lr, sanitize(grads, finite)
+
+    # -- swaps, logging --------------------------------------------------------
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if len(self.nets) < 2 or not self._epochs:
+            return
+        target = sum(1 for f in self.swap_at if epoch >= int(round(f * self._epochs)))
+        if target != self._active:
+            self._active = target
+            if self._classes and self._last_loss is not None and math.isfinite(self._last_loss):
+                self._vars[2].assign(gamma_lib.gamma_from_loss(self._last_loss, self._classes))
+            self._load_theta(self._theta, target)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if logs is not None:
+            self._last_loss = logs.get("loss")
+        self.gamma_history.append(float(ops.convert_to_numpy(self._vars[2])))
+
+    def reset_state(self):
+        """Zeroes the LSTM state (a fresh run with the same callback)."""
+        for v in self._vars[:2]:
+            v.assign(ops.zeros(v.shape))
+
+    def get_config(self):
+        return {
+            "task": self.mode, "gamma": self.gamma, "num_classes": self.num_classes,
+            "vocab_size": self.vocab_size, "scale": self.scale, "swap_at": list(self.swap_at),
+            "min_lr": self.min_lr, "record_every": self.record_every, "cross_modal": self.cross_modal,
+        }

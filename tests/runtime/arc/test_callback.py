@@ -1,0 +1,217 @@
+import math
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_autolr.runtime.arc import ARC, ControllerError, auto_frequency, build_controller
+from keras_autolr.runtime.arc.controller import KEEP, LOWER, RAISE
+
+
+class Fixed(keras.layers.Layer):
+    """A controller layer that always outputs the same probabilities."""
+
+    def __init__(self, probs, **kw):
+        super().__init__(**kw)
+        self.probs = list(probs)
+
+    def call(self, x):
+        p = keras.ops.convert_to_tensor(np.asarray(self.probs, "float32"))
+        return keras.ops.zeros_like(x[:, 0, :1]) + p
+
+
+def fixed_controller(probs):
+    inp = keras.Input((300, 3))
+    return keras.Model(inp, Fixed(probs)(inp))
+
+
+def _data(n=64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x.sum(1, keepdims=True) > 0).astype("float32")
+    return x, y
+
+
+def _model(lr=1e-2):
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    m.compile(keras.optimizers.SGD(lr), "binary_crossentropy")
+    return m
+
+
+@pytest.mark.jax
+def test_raise_every_frequency_epochs_and_logs():
+    x, y = _data()
+    m = _model(1e-2)
+    cb = ARC(fixed_controller([0.7, 0.2, 0.1]), frequency=2)
+    h = m.fit(x, y, batch_size=16, epochs=7, validation_split=0.25, callbacks=[cb], verbose=0)
+    # Decisions at the ends of epochs 2, 4, 6 (not after the last epoch).
+    assert h.history["arc_decision"] == [-1, RAISE, -1, RAISE, -1, RAISE, -1]
+    lrs = h.history["learning_rate"]
+    np.testing.assert_allclose(lrs, [1e-2, 1e-2, 1.618e-2, 1.618e-2] + [1e-2 * 1.618**2] * 2 + [1e-2 * 1.618**3], rtol=1e-5)
+    assert h.history["arc_p_raise"][1] == pytest.approx(0.7)
+    assert math.isnan(h.history["arc_p_raise"][0])
+    assert [d["decision"] for d in cb.decisions] == ["raise"] * 3
+
+
+@pytest.mark.jax
+def test_batch_losses_are_recovered_from_running_mean():
+    x, y = _data(64)
+    m = _model(0.5)
+
+    cb = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+    means = []
+
+    class Means(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            means.append(float(logs["loss"]))
+
+    m.fit(x, y, batch_size=16, epochs=2, shuffle=False, callbacks=[cb, Means()], verbose=0)
+    # 4 batches per epoch: the recorded losses must average to Keras's means.
+    train = cb._cycles[0][0]
+    assert len(train) == 4
+    for k in range(4):
+        assert np.mean(train[: k + 1]) == pytest.approx(means[k], rel=1e-5)
+
+
+@pytest.mark.jax
+def test_works_without_validation_and_resets_each_fit():
+    x, y = _data()
+    m = _model()
+    cb = ARC(fixed_controller([0.1, 0.2, 0.7]), frequency=1)
+    m.fit(x, y, epochs=3, verbose=0, callbacks=[cb])
+    assert len(cb.decisions) == 2
+    assert cb.window()[:, 1].tolist() == [0.0] * 300  # no val column
+    m.fit(x, y, epochs=2, verbose=0, callbacks=[cb])
+    assert len(cb.decisions) == 1  # state was reset
+    assert len(cb._cycles) == 2
+
+
+def test_auto_frequency():
+    assert auto_frequency(30) == 3
+    assert auto_frequency(98) == 9
+    assert auto_frequency(5) == 1
+    x, y = _data()
+    cb = ARC(fixed_controller([0.0, 1.0, 0.0]))
+    h = _model().fit(x, y, epochs=20, verbose=0, callbacks=[cb])
+    assert [i for i, d in enumerate(h.history["arc_decision"]) if d >= 0] == [1, 3, 5, 7, 9, 11, 13, 15, 17]
+
+
+def test_too_few_epochs_warns_and_keeps_lr():
+    x, y = _data()
+    m = _model(1e-2)
+    with pytest.warns(UserWarning, match="no decision"):
+        h = m.fit(x, y, epochs=3, verbose=0, callbacks=[ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=3)])
+    assert h.history["learning_rate"] == pytest.approx([1e-2] * 3)
+
+
+@pytest.mark.filterwarnings("ignore:ARC decides")
+@pytest.mark.jax
+def test_nonfinite_loss_lowers_lr_and_never_writes_nan():
+    x, y = _data()
+    x_bad = x.copy()
+    x_bad[:16] = np.nan  # first batch of every epoch is NaN
+    m = _model(1e-2)
+    cb = ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=5)
+    h = m.fit(x_bad, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[cb])
+    assert h.history["arc_decision"] == [LOWER, LOWER, LOWER]
+    assert all(math.isfinite(v) and v > 0 for v in h.history["learning_rate"])
+    assert h.history["learning_rate"][-1] == pytest.approx(1e-2 * 0.618**2)
+
+
+def test_config_round_trip(tmp_path):
+    path = tmp_path / "c.keras"
+    build_controller(seed=0).save(path)
+    cb = ARC(str(path), frequency=4, verbose=1)
+    cb2 = ARC.from_config(cb.get_config())
+    assert cb2.get_config() == cb.get_config() == {
+        "controller": str(path), "frequency": 4, "use_validation": True, "verbose": 1}
+    assert ARC.from_config(ARC(use_validation=False).get_config()).use_validation is False
+
+
+def test_use_validation_false_hides_val_column():
+    x, y = _data()
+    cb = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1, use_validation=False)
+    _model().fit(x, y, epochs=2, validation_split=0.25, verbose=0, callbacks=[cb])
+    assert (cb.window()[:, 1] == 0).all() and cb._cycles[0][1]  # val recorded, not shown
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="frequency"):
+        ARC(frequency=0)
+    with pytest.raises(ValueError, match="frequency"):
+        ARC(frequency="often")
+    with pytest.raises(ControllerError):
+        ARC(controller=42)
+    x, y = _data()
+    with pytest.raises(ControllerError, match="does not exist"):
+        _model().fit(x, y, epochs=2, verbose=0, callbacks=[ARC("/nonexistent/arc.keras")])
+
+
+def test_schedule_optimizer_is_controlled():
+    x, y = _data()
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    sched = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=1000, decay_rate=0.9)
+    m.compile(keras.optimizers.Adam(sched), "binary_crossentropy")
+    h = m.fit(x, y, epochs=3, verbose=0, callbacks=[ARC(fixed_controller([0.0, 0.0, 1.0]), frequency=1)])
+    assert h.history["learning_rate"][2] == pytest.approx(h.history["learning_rate"][0] * 0.618**2, rel=1e-2)
+
+
+@pytest.mark.slow
+def test_shipped_controller_runs_by_default():
+    import os
+    from keras_autolr.runtime.arc import default_controller_path
+
+    if not os.path.exists(default_controller_path()):
+        pytest.skip("shipped controller not present")
+    x, y = _data()
+    h = _model().fit(x, y, epochs=4, validation_split=0.25, verbose=0, callbacks=[ARC(frequency=1)])
+    assert set(h.history["arc_decision"][:3]) <= {0, 1, 2}
+
+
+@pytest.mark.jax
+def test_batch_recording_is_async_safe_and_matches_sync_recording():
+    import threading
+
+    threads = set()
+
+    class Spy(ARC):
+        def on_train_batch_end(self, batch, logs=None):
+            threads.add(threading.current_thread() is threading.main_thread())
+            super().on_train_batch_end(batch, logs)
+
+    class Sync(keras.callbacks.Callback):
+        # A batch hook that is not async_safe forces Keras to call hooks in order.
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    x, y = _data(96)
+    runs = []
+    for extra in ([], [Sync()]):
+        keras.utils.set_random_seed(0)
+        cb = Spy(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+        _model(0.5).fit(x, y, batch_size=16, epochs=2, shuffle=False, callbacks=[cb] + extra, verbose=0)
+        runs.append(cb._cycles[0][0])
+    assert len(runs[0]) == 6
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+    if keras.backend.backend() == "jax":
+        assert False in threads  # Keras dispatched ARC's batch hook off the main thread
+    else:
+        assert threads == {True}  # TensorFlow is not thread-safe: Keras calls it inline
+
+
+def test_deepcopy_and_shared_predictor(tmp_path):
+    import copy
+
+    path = tmp_path / "c.keras"
+    build_controller(seed=0).save(path)
+    a, b = ARC(str(path), frequency=1), ARC(str(path), frequency=1)
+    assert a._get_predictor() is b._get_predictor()  # loaded and compiled once per process
+    c = copy.deepcopy(a)  # KerasTuner deep-copies callbacks
+    assert c._predictor is None and c.get_config() == a.get_config()
+    x, y = _data()
+    h = _model().fit(x, y, epochs=2, verbose=0, callbacks=[c])
+    assert len(h.history["arc_decision"]) == 2
+    path.write_bytes(b"not a zip")  # a changed file is reloaded, not served stale
+    with pytest.raises(ControllerError):
+        ARC(str(path))._get_predictor()
