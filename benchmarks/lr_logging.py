@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from keras_autolr.harness import timing as benchmark, tasks  # noqa: E402
-from keras_autolr.runtime.lr_callback import LearningRateController, LearningRateLogger  # noqa: E402
+from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger  # noqa: E402
 
 _DATA = None
 
@@ -24,7 +24,7 @@ def _data():
     return _DATA
 
 
-class _Nudge(LearningRateController):
+class _Nudge(LearningRateCallback):
     def on_epoch_begin(self, epoch, logs=None):
         self.set_lr(self.get_lr() * 0.99)
 

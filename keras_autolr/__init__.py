@@ -6,7 +6,7 @@ Four published methods, each a callback or train step you add to `model.fit`:
 * `MLRSNetScheduler`: a meta-learned LSTM (`MLRSNet`) that sets the LR of
   every batch inside the compiled train step.
 * `MCVModel`: batch-level cross-validation inside `train_step`
-  (`MCVController`, `MCVStopping`).
+  (`MCVScheduler`, `MCVStopping`).
 * `FeatureHistory`: penultimate-layer embeddings recorded each epoch;
   `ProxyAccuracy` turns them into an early estimate of final accuracy for
   hyperparameter search.
@@ -18,7 +18,7 @@ tasks, metrics and the experiment runner.
 
 import importlib
 
-from keras_autolr.runtime.lr_callback import LearningRateController, LearningRateLogger
+from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
 from keras_autolr.runtime.lr import (
     LearningRateError,
     get_learning_rate,
@@ -36,7 +36,7 @@ _LAZY = {
     "MLRSNetScheduler": "keras_autolr.runtime.mlrsnet",
     "ProxyAccuracy": "keras_autolr.runtime.feature_history",
     "MCVModel": "keras_autolr.runtime.mcv",
-    "MCVController": "keras_autolr.runtime.mcv",
+    "MCVScheduler": "keras_autolr.runtime.mcv",
     "MCVStopping": "keras_autolr.runtime.mcv",
     "mcv": "keras_autolr.runtime.mcv",
     "arc": "keras_autolr.runtime.arc",
@@ -62,7 +62,7 @@ def __getattr__(name):
 
 __all__ = [
     "ARC", "MLRSNet", "MLRSNetScheduler", "FeatureHistory", "ProxyAccuracy",
-    "MCVModel", "MCVController", "MCVStopping",
-    "LearningRateController", "LearningRateLogger", "LearningRateError",
+    "MCVModel", "MCVScheduler", "MCVStopping",
+    "LearningRateCallback", "LearningRateLogger", "LearningRateError",
     "get_learning_rate", "set_learning_rate", "scale_learning_rate",
 ]

@@ -3,7 +3,7 @@
 Purpose: per-batch LR rules that need the *current* batch (its loss, its
 gradients) must run between the gradient computation and `apply`, inside the
 compiled step, to avoid a host round trip and a one-step lag. Keras callbacks
-only run between steps, so `InStepController.install()` (call it from
+only run between steps, so `InStepScheduler.install()` (call it from
 `on_train_begin`) swaps the model instance's `train_step` for a copy of
 Keras's own TensorFlow or JAX step that calls `self.step_update(loss, grads,
 weights)` before applying the gradients. The step stays installed after `fit`,
@@ -22,7 +22,7 @@ The step's logs gain `"step_lr"`, the LR used at that step; with
 Example:
 
 ```python
-class Halving(InStepController):
+class Halving(InStepScheduler):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.install()
@@ -40,9 +40,9 @@ import keras
 from keras import ops
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.lr_callback import LearningRateController
+from keras_autolr.runtime.lr_callback import LearningRateCallback
 
-__all__ = ["InStepController", "sanitize"]
+__all__ = ["InStepScheduler", "sanitize"]
 
 
 def sanitize(grads, finite):
@@ -50,8 +50,8 @@ def sanitize(grads, finite):
     return [None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in grads]
 
 
-class InStepController(LearningRateController):
-    """A `LearningRateController` whose per-batch rule runs inside `train_step`.
+class InStepScheduler(LearningRateCallback):
+    """A `LearningRateCallback` whose per-batch rule runs inside `train_step`.
 
     Args:
         record_every: store every k-th step LR in `self.lr_history` (0: off;

@@ -11,7 +11,7 @@ import keras
 from keras_autolr.runtime import lr as lr_lib
 
 
-class LearningRateController(keras.callbacks.Callback):
+class LearningRateCallback(keras.callbacks.Callback):
     """Base class for keras_autolr learning-rate callbacks.
 
     Subclasses call `self.get_lr()` / `self.set_lr(value)` and override the
@@ -21,7 +21,7 @@ class LearningRateController(keras.callbacks.Callback):
     Example:
 
     ```python
-    class Halve(LearningRateController):
+    class Halve(LearningRateCallback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 5:
                 self.set_lr(self.get_lr() / 2)
@@ -42,7 +42,7 @@ class LearningRateController(keras.callbacks.Callback):
             logs["learning_rate"] = self.get_lr()
 
 
-class LearningRateLogger(LearningRateController):
+class LearningRateLogger(LearningRateCallback):
     """Writes the current LR into `logs["learning_rate"]` each epoch.
 
     Keras's own `LearningRateScheduler` and `ReduceLROnPlateau` log the LR;

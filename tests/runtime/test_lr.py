@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.lr_callback import LearningRateController, LearningRateLogger
+from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
 from tests.conftest import tiny_model, tiny_regression
 
 # Backend-neutral: CI runs this module on TensorFlow and on JAX.
@@ -72,7 +72,7 @@ def test_scaled_schedule_config_round_trip():
     assert float(restored(0)) == pytest.approx(0.2)
 
 
-class _SetAtEpoch(LearningRateController):
+class _SetAtEpoch(LearningRateCallback):
     """Sets the LR at the start of epoch 1; the compiled step must see it."""
 
     def __init__(self, value):
@@ -135,10 +135,10 @@ def test_mirrored_strategy_two_cpus():
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         import keras, numpy as np
         from keras_autolr.runtime import lr as lr_lib
-        from keras_autolr.runtime.lr_callback import LearningRateController
+        from keras_autolr.runtime.lr_callback import LearningRateCallback
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         assert strategy.num_replicas_in_sync == 2
-        class Half(LearningRateController):
+        class Half(LearningRateCallback):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch == 1:
                     self.set_lr(self.get_lr() / 2)
@@ -169,8 +169,8 @@ def test_jax_backend_controller_and_schedule():
         import os
         os.environ["KERAS_BACKEND"] = "jax"
         import keras, numpy as np
-        from keras_autolr.runtime.lr_callback import LearningRateController
-        class Set(LearningRateController):
+        from keras_autolr.runtime.lr_callback import LearningRateCallback
+        class Set(LearningRateCallback):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch == 1:
                     self.set_lr(1e-7)

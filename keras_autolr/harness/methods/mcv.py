@@ -27,7 +27,7 @@ model.fit(x, y, batch_size=256, epochs=20, callbacks=setup.callbacks)
 import functools
 
 from keras_autolr.harness import methods
-from keras_autolr.runtime.mcv.callbacks import MCVController, MCVStopping
+from keras_autolr.runtime.mcv.callbacks import MCVScheduler, MCVStopping
 from keras_autolr.runtime.mcv.data import PairedBatches
 from keras_autolr.runtime.mcv.model import METHODS, MCVModel
 
@@ -50,7 +50,7 @@ def _setup(ctx, method=None):
     if opts:
         raise ValueError(f"Unknown MCV options {sorted(opts)}; known: "
                          f"{sorted(_MODEL_KEYS + ('method', 'patience', 'verbose', 'pairing'))}.")
-    callbacks = [MCVController(verbose=verbose)]
+    callbacks = [MCVScheduler(verbose=verbose)]
     if patience is not None:
         callbacks.append(MCVStopping(patience=int(patience)))
     return methods.Setup(

@@ -66,7 +66,7 @@ from keras.src.utils import io_utils
 from keras_autolr.runtime.arc import controller as controller_lib
 from keras_autolr.runtime.arc.controller import CLASS_NAMES, FACTORS, KEEP, LOWER
 from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
-from keras_autolr.runtime.lr_callback import LearningRateController
+from keras_autolr.runtime.lr_callback import LearningRateCallback
 
 __all__ = ["ARC", "auto_frequency"]
 
@@ -104,7 +104,7 @@ def auto_frequency(epochs, decisions=10):
     return max(1, int(epochs) // int(decisions))
 
 
-class ARC(LearningRateController):
+class ARC(LearningRateCallback):
     __doc__ = __doc__
 
     # The batch hook only stores a scalar under a lock (see _await_batches).

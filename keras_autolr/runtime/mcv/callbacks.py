@@ -1,6 +1,6 @@
 """Epoch-level MCV callbacks: the LR decision and the thesis's stopping rules.
 
-`MCVController` runs once per epoch: it reads the accumulators that
+`MCVScheduler` runs once per epoch: it reads the accumulators that
 `MCVModel.train_step` filled, picks the next LR with the method's rule
 (`rules.select`), rebuilds the candidate list `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`,
 and writes what happened into `logs` (chosen LR, discard rate, every
@@ -26,10 +26,10 @@ import math
 import keras
 import numpy as np
 
-from keras_autolr.runtime.lr_callback import LearningRateController
+from keras_autolr.runtime.lr_callback import LearningRateCallback
 from keras_autolr.runtime.mcv import rules
 
-__all__ = ["MCVController", "MCVStopping"]
+__all__ = ["MCVScheduler", "MCVStopping"]
 
 
 def _model(cb):
@@ -44,7 +44,7 @@ def _model(cb):
     return m
 
 
-class MCVController(LearningRateController):
+class MCVScheduler(LearningRateCallback):
     """Picks the LR of the next epoch from the MCV candidate losses.
 
     Logs (per epoch): `learning_rate` (LR used this epoch; for "voting" the

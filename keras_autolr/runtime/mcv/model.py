@@ -15,7 +15,7 @@ Methods (thesis chapter 3):
 * `"method1"`, `"method2"`, `"method3"` (Alg. 7-8): the LR is constant during an
   epoch; every step records the validation loss (method 2: also the training
   loss, weighted by `alpha`) of each candidate `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`;
-  at the end of the epoch `MCVController` picks the new LR from the averages.
+  at the end of the epoch `MCVScheduler` picks the new LR from the averages.
 
 Trial updates are exact: all weights, optimizer slots (momentum, Adam moments,
 iteration count, LR) and non-trainable state (BatchNorm statistics, dropout
@@ -197,16 +197,16 @@ class MCVModel(keras.Model):
     def fit(self, *args, callbacks=None, **kwargs):
         """`keras.Model.fit` with MCV's callbacks added when missing.
 
-        Adds an `MCVController` (the epoch decisions), `TerminateOnNaN` and an
+        Adds an `MCVScheduler` (the epoch decisions), `TerminateOnNaN` and an
         `MCVStopping` without patience, so a non-finite loss always stops
         training and restores the best epoch's weights (pass your own
         `MCVStopping(patience=...)` for the thesis's patience rule).
         """
-        from keras_autolr.runtime.mcv.callbacks import MCVController, MCVStopping
+        from keras_autolr.runtime.mcv.callbacks import MCVScheduler, MCVStopping
 
         callbacks = list(callbacks or [])
-        if not any(isinstance(c, MCVController) for c in callbacks):
-            callbacks.insert(0, MCVController())
+        if not any(isinstance(c, MCVScheduler) for c in callbacks):
+            callbacks.insert(0, MCVScheduler())
         if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
             callbacks.append(keras.callbacks.TerminateOnNaN())
         if not any(isinstance(c, MCVStopping) for c in callbacks):
@@ -329,7 +329,7 @@ class MCVModel(keras.Model):
         if not self._candidates_ready:
             raise MCVError(
                 "The MCV candidate list is not set. Train with MCVModel.fit (which "
-                "adds MCVController) or pass keras_autolr.runtime.mcv.MCVController() in "
+                "adds MCVScheduler) or pass keras_autolr.runtime.mcv.MCVScheduler() in "
                 "callbacks."
             )
 

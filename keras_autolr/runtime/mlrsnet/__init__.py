@@ -10,4 +10,4 @@ from keras_autolr.runtime.mlrsnet.gamma import EmptyDataError, compute_gamma, ga
 from keras_autolr.runtime.mlrsnet.net import MLRSNet, MLRSNetFileError, ModeMismatchError, cell_step, load_net
 from keras_autolr.runtime.mlrsnet.scheduler import MLRSNetScheduler, shipped_net_path
 from keras_autolr.runtime.mlrsnet.hypergradient import HypergradientDescent
-from keras_autolr.runtime.instep import InStepController
+from keras_autolr.runtime.instep import InStepScheduler

@@ -9,7 +9,7 @@ where g_t is the current gradient and u_{t-1} the previous update direction
 per unit LR (for SGD u = -g_{t-1}, giving lr += beta <g_t, g_{t-1}>; for Adam
 the Adam direction). We measure u_{t-1} = (w_t - w_{t-1}) / lr_{t-1}, which
 is the right direction for any optimizer (SGD, momentum, Adam) without
-reimplementing it. Runs inside the compiled step (`InStepController`), so
+reimplementing it. Runs inside the compiled step (`InStepScheduler`), so
 the LR of step t uses step t's gradient. The LR is floored at `min_lr`.
 
 Paper values: beta = 1e-3 for SGD, 1e-7 for Adam (they search
@@ -25,13 +25,13 @@ model.fit(x, y, epochs=10, callbacks=[HypergradientDescent(beta=1e-3)])
 Args:
     beta: the hyper-LR.
     min_lr: floor of the LR.
-    record_every: see `InStepController`.
+    record_every: see `InStepScheduler`.
 """
 
 from keras import ops
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.instep import InStepController, sanitize
+from keras_autolr.runtime.instep import InStepScheduler, sanitize
 
 __all__ = ["HypergradientDescent", "hd_update"]
 
@@ -49,7 +49,7 @@ def hd_update(lr_prev, grads, weights, prev_weights, started, beta, min_lr):
     return ops.where(started > 0, new, lr_prev)
 
 
-class HypergradientDescent(InStepController):
+class HypergradientDescent(InStepScheduler):
     __doc__ = __doc__
 
     def __init__(self, beta=1e-3, min_lr=1e-8, record_every=0):

@@ -77,11 +77,11 @@ from keras import ops
 
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime import artifacts
-from keras_autolr.runtime.instep import InStepController, sanitize
+from keras_autolr.runtime.instep import InStepScheduler, sanitize
 from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
 from keras_autolr.runtime.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
 
-__all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "controller_update"]
+__all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "scheduler_update"]
 
 def shipped_net_path(kind):
     """Path of the shipped net "image" or "text" in `saved_controllers/`."""
@@ -110,7 +110,7 @@ def _resolve(net):
     return load_net(net)
 
 
-def controller_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes, relative, min_lr):
+def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes, relative, min_lr):
     """The pure per-step controller (keras.ops): loss -> (lr, h, c, gamma, k).
 
     `gamma <= 0` means "compute from this loss" (image rule, needs
@@ -153,7 +153,7 @@ def _output_dim(model):
         return None
 
 
-class MLRSNetScheduler(InStepController):
+class MLRSNetScheduler(InStepScheduler):
     __doc__ = __doc__
 
     def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
@@ -271,7 +271,7 @@ class MLRSNetScheduler(InStepController):
         prev_lr = lr_lib.learning_rate_tensor(self._opt)
         h, c, g, k = self._vars
         params = [v.value for v in self._theta]
-        lr, h2, c2, g2, k2, finite = controller_update(
+        lr, h2, c2, g2, k2, finite = scheduler_update(
             params, loss, h.value, c.value, g.value, k.value, prev_lr,
             norm=self._norm, num_classes=self._classes, relative=self._relative, min_lr=self.min_lr,
         )

@@ -9,7 +9,7 @@ import pytest
 
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import methods
-from keras_autolr.runtime.mcv import (CandidateError, MCVController, MCVError, MCVModel, MCVStopping,
+from keras_autolr.runtime.mcv import (CandidateError, MCVScheduler, MCVError, MCVModel, MCVStopping,
                               THESIS_LR_LIST)
 
 FACTORS = (2.0, 1.0, 0.5)
@@ -159,7 +159,7 @@ def test_bad_input_errors():
         no_loss.train_on_batch(x, y)
     with pytest.raises(TypeError, match="MCVModel"):
         plain = _compile(_inner())
-        plain.fit(x, y, epochs=1, verbose=0, callbacks=[MCVController()])
+        plain.fit(x, y, epochs=1, verbose=0, callbacks=[MCVScheduler()])
 
 
 def test_config_round_trip_and_controller_added_once():
@@ -167,7 +167,7 @@ def test_config_round_trip_and_controller_added_once():
     clone = MCVModel.from_config(model.get_config())
     assert (clone.method, clone.alpha, clone.factors, clone.min_lr) == ("method2", 0.3, FACTORS, 1e-6)
     x, y = _data()
-    ctrl = MCVController()
+    ctrl = MCVScheduler()
     _compile(model).fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[ctrl])
     assert len(ctrl.decisions) == 1
 

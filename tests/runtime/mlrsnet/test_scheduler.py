@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_autolr.runtime.mlrsnet import MLRSNet, MLRSNetScheduler, ModeMismatchError, MLRSNetFileError
-from keras_autolr.runtime.mlrsnet.scheduler import controller_update
+from keras_autolr.runtime.mlrsnet.scheduler import scheduler_update
 from tests.runtime.mlrsnet.test_net import numpy_step
 
 pytestmark = pytest.mark.jax  # backend-neutral: CI runs these on JAX too
@@ -114,7 +114,7 @@ def test_controller_update_pure_nan_path():
     net = MLRSNet(seed=0)
     h, c = net.initial_state()
     nan = keras.ops.convert_to_tensor(float("nan"))
-    lr, h2, c2, g, k, finite = controller_update(
+    lr, h2, c2, g, k, finite = scheduler_update(
         net.params, nan, h, c, keras.ops.convert_to_tensor(0.0), keras.ops.convert_to_tensor(0.0), 0.3,
         norm=1.0, num_classes=10, relative=False, min_lr=1e-8,
     )
