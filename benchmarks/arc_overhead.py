@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr.harness import tasks  # noqa: E402
+from keras_autolr.harness import tasks, timing  # noqa: E402
 from keras_autolr.runtime.arc import ARC, build_controller, load_controller  # noqa: E402
 from keras_autolr.runtime.arc.controller import Predictor, default_controller_path  # noqa: E402
 from keras_autolr.runtime.arc.preprocessing import build_window  # noqa: E402
@@ -53,7 +53,7 @@ def main():
     task = tasks.get(args.task)
     data = task.data("small", seed=0)
     x, y, xv, yv = data.x_train, data.y_train, data.x_val, data.y_val
-    epochs = args.epochs or task.epochs["small"]
+    epochs = args.epochs or task.epochs_at("small")
 
     hook_seconds = []
 
@@ -104,47 +104,36 @@ def main():
     t0 = time.perf_counter()
     ARC(args.controller)._get_predictor()(np.zeros((300, 3), "float32"))
     first_use = time.perf_counter() - t0
-    for k in kinds:  # warm-up
-        fit(k)
-    hook_seconds.clear()
-    times = {k: [] for k in kinds}
-    cpu = {k: [] for k in kinds}
-    for _ in range(args.repeats):
-        for k in kinds:
-            wall, cpu_s = fit(k)
-            times[k].append(wall)
-            cpu[k].append(cpu_s)
-    mp = statistics.median(times["plain"])
-
-    def ratio(k, series=times):
-        return statistics.median(t / p for t, p in zip(series[k], series["plain"]))
+    # One warm-up fit of each kind, then rounds of one fit per kind (same order), CPU time too.
+    report = timing.interleave({k: (lambda k=k: fit(k)) for k in kinds}, repeats=args.repeats, warmup=1,
+                               alternate=False)
+    del hook_seconds[: len(args.frequencies)]  # the warm-up fits'
+    v = report["variants"]
+    mp = v["plain"]["median_s"]
 
     rng = np.random.default_rng(0)
     cycles = [rng.uniform(1, 2, 29 * 3) for _ in range(3)]
     vals = [rng.uniform(1, 2, 3) for _ in range(3)]
     pred = Predictor(ctrl)
-    pred(build_window(cycles, vals, [1e-3, 1e-3, 1e-3]))  # warm-up (compiles)
-    lat = []
-    for _ in range(50):
-        t0 = time.perf_counter()
-        pred(build_window(cycles, vals, [1e-3, 1e-3, 1e-3]))
-        lat.append(time.perf_counter() - t0)
+    # The first (warm-up) call compiles.
+    query = timing.interleave({"query": lambda: pred(build_window(cycles, vals, [1e-3, 1e-3, 1e-3]))},
+                              repeats=50, warmup=1)["variants"]["query"]
     print(f"backend {keras.backend.backend()}, controller {path if os.path.exists(path) else 'random (none shipped)'}")
     print(f"fit {args.task} (small), {epochs} epochs x {tasks.steps_per_epoch(len(x), 128)} steps, median of {args.repeats} (ratio: median of per-repeat ratios):")
     print(f"  plain fit                      {mp:.3f} s")
-    print(f"  no-op per-batch hook           {statistics.median(times['hook']):.3f} s   ratio {ratio('hook'):.4f}x")
+    print(f"  no-op per-batch hook           {v['hook']['median_s']:.3f} s   ratio {v['hook']['ratio']:.4f}x")
     n = len(args.frequencies)
     for i, f in enumerate(args.frequencies):
         decisions = (epochs - 1) // f
         hooks = statistics.median(hook_seconds[i::n])
-        print(f"  fit with ARC(frequency={f})     {statistics.median(times[f]):.3f} s   ratio {ratio(f):.4f}x   "
+        print(f"  fit with ARC(frequency={f})     {v[f]['median_s']:.3f} s   ratio {v[f]['ratio']:.4f}x   "
               f"({decisions} decisions; inside ARC's hooks {hooks:.3f} s = {100 * hooks / mp:.2f}% of plain fit, "
               f"{1000 * hooks / max(decisions, 1):.1f} ms per decision incl. per-batch recording)")
     print("CPU time (process_time, all threads), median of per-repeat ratios to plain fit:")
     for k in kinds[1:]:
         label = "no-op per-batch hook" if k == "hook" else f"fit with ARC(frequency={k})"
-        print(f"  {label:<30} {statistics.median(cpu[k]):.3f} s   ratio {ratio(k, cpu):.4f}x")
-    print(f"controller query (window + forward), median of 50: {1000 * statistics.median(lat):.2f} ms")
+        print(f"  {label:<30} {v[k]['median_cpu_s']:.3f} s   ratio {v[k]['cpu_ratio']:.4f}x")
+    print(f"controller query (window + forward), median of 50: {1000 * query['median_s']:.2f} ms")
     print(f"one-time cost of the first ARC in this process (load + compile, shared by later fits): {first_use:.3f} s")
 
 

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import pathlib
-import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
-from keras_autolr.harness import timing as benchmark, datasets, tasks  # noqa: E402
+from keras_autolr.harness import datasets, models, timing  # noqa: E402
 from keras_autolr.runtime.feature_history import FeatureHistory  # noqa: E402
 from keras_autolr.runtime.feature_history import ProxyAccuracy  # noqa: E402
 from keras_autolr.runtime.feature_history import estimate  # noqa: E402
@@ -51,7 +50,7 @@ def main(argv=None):
 
     def make(recorder_kwargs=None, keras_val=True, proxy=False):
         def fn():
-            model = tasks.conv1d_net(s.x_train.shape[1:], s.num_classes)
+            model = models.conv1d_net(s.x_train.shape[1:], s.num_classes)
             model.compile("adam", "sparse_categorical_crossentropy",
                           metrics=["accuracy"])
             cbs = []
@@ -78,8 +77,8 @@ def main(argv=None):
             {"train_samples": 512, "log_val_metrics": True}, keras_val=False,
             proxy=True),
     }
-    report = benchmark.compare(variants, repeats=a.repeats, warmup_epochs=1)
-    print(benchmark.format_report(
+    report = timing.compare(variants, repeats=a.repeats, warmup_epochs=1)
+    print(timing.format_report(
         report, title=f"MNIST-1D conv1d net, {a.epochs} epochs, "
                       f"backend {keras.backend.backend()}"))
     epoch_s = report["variants"]["plain fit (+Keras val)"]["median_s"] / (
@@ -88,42 +87,28 @@ def main(argv=None):
     # CPU seconds (all threads) of the same fits: on a machine shared with
     # other jobs, wall time mostly measures the neighbours; CPU time measures
     # the work each variant adds.
-    cpu = {k: [] for k in variants}
-    for r in range(a.repeats):
-        for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            model, kw = variants[k]()
-            model.fit(**dict(kw, epochs=1, verbose=0))
-            t0 = time.process_time()
-            model.fit(**dict(kw, verbose=0))
-            cpu[k].append(time.process_time() - t0)
-    base = cpu["plain fit (+Keras val)"]
     print("CPU time (process_time, all threads), median of "
           f"{a.repeats} interleaved repeats:")
     cpu_report = {}
-    for k, ts in cpu.items():
-        ratio = statistics.median(t / b for t, b in zip(ts, base))
-        cpu_report[k] = {"median_cpu_s": statistics.median(ts),
-                         "ratio": ratio}
-        print(f"  {k:28s} {statistics.median(ts):8.3f} s  {ratio:6.3f}x")
+    for k, v in report["variants"].items():
+        cpu_report[k] = {"median_cpu_s": v["median_cpu_s"], "ratio": v["cpu_ratio"]}
+        print(f"  {k:28s} {v['median_cpu_s']:8.3f} s  {v['cpu_ratio']:6.3f}x")
     report["cpu"] = cpu_report
 
     # One estimate, K=10, on a 10-epoch history (default recorder).
     sizes = {}
     for dtype in ("float32", "float16"):
         path = os.path.join(tmp, f"e_{dtype}.h5")
-        model = tasks.conv1d_net(s.x_train.shape[1:], s.num_classes)
+        model = models.conv1d_net(s.x_train.shape[1:], s.num_classes)
         model.compile("adam", "sparse_categorical_crossentropy")
         rec = FeatureHistory(path, train, val, dtype=dtype, overwrite=True)
         model.fit(s.x_train, s.y_train, epochs=10, batch_size=128,
                   callbacks=[rec], verbose=0)
         sizes[dtype] = rec.store.nbytes_per_epoch()
     records = list(rec.recent)
-    times = []
-    for _ in range(max(3, a.repeats)):
-        t0 = time.perf_counter()
-        estimate.estimate_from_epochs(records, k=10, warn=False)
-        times.append(time.perf_counter() - t0)
-    est_s = statistics.median(times)
+    est_s = timing.interleave(
+        {"estimate": lambda: estimate.estimate_from_epochs(records, k=10, warn=False)},
+        repeats=max(3, a.repeats), warmup=0)["variants"]["estimate"]["median_s"]
     t0 = time.perf_counter()
     estimate.estimate_file(path, k=10, warn=False)
     file_s = time.perf_counter() - t0

@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from keras_autolr.harness import timing as benchmark, tasks  # noqa: E402
+from keras_autolr.harness import tasks, timing  # noqa: E402
 from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger  # noqa: E402
 
 _DATA = None
@@ -63,6 +63,6 @@ if __name__ == "__main__":
     variants = {"plain fit": f"{mod}:plain", "LearningRateLogger": f"{mod}:logger",
                 "plain fit, schedule": f"{mod}:plain_schedule",
                 "controller on schedule": f"{mod}:controller_on_schedule"}
-    rep = benchmark.compare(variants if a.memory else {k: globals()[v.split(':')[1]] for k, v in variants.items()},
+    rep = timing.compare(variants if a.memory else {k: globals()[v.split(':')[1]] for k, v in variants.items()},
                             repeats=a.repeats, peak_memory=a.memory)
-    print(benchmark.format_report(rep, "LR interface overhead, MNIST-1D Conv1D, 3 epochs per fit"))
+    print(timing.format_report(rep, "LR interface overhead, MNIST-1D Conv1D, 3 epochs per fit"))

@@ -22,9 +22,7 @@ Usage:
 import argparse
 import os
 import pathlib
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -32,32 +30,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from keras_autolr.harness import models, timing  # noqa: E402
 from keras_autolr.runtime.mcv import MCVModel  # noqa: E402
 from keras_autolr.runtime.mcv import cost as cost_lib  # noqa: E402
 
 RUNS = [("discard", {}), ("voting", {}), ("method1", {}), ("method2", {"alpha": 0.5}), ("method3", {})]
-
-
-class _Timer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t)
-
-
-def build(width, input_shape, classes=10):
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for c in (width, 2 * width, 4 * width):
-        x = keras.layers.Conv2D(c, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(8 * width, activation="relu")(x)
-    return keras.Model(inputs, keras.layers.Dense(classes)(x))
 
 
 def _compile(model):
@@ -66,22 +43,20 @@ def _compile(model):
     return model
 
 
-def _epoch_time(model, x, y, batch):
-    timer = _Timer()
+def _epoch(model, x, y, batch):
+    """One epoch; its (wall, CPU) seconds per step, fit's set-up excluded."""
+    timer = timing.EpochTimer()
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
-    return timer.times[0] / (len(x) // batch)
+    steps = len(x) // batch
+    return timer.wall[0] / steps, timer.cpu[0] / steps
 
 
 def paired_times(plain, mcv, x, y, batch, rounds):
     """Alternates one plain epoch and one MCV epoch (the machine's speed drifts),
     after one warm-up epoch each (tracing and compilation excluded)."""
-    _epoch_time(plain, x, y, batch)
-    _epoch_time(mcv, x, y, batch)
-    tp, tm = [], []
-    for _ in range(rounds):
-        tp.append(_epoch_time(plain, x, y, batch))
-        tm.append(_epoch_time(mcv, x, y, batch))
-    return statistics.median(tp), statistics.median(tm), min(tp), min(tm)
+    report = timing.interleave({"plain": lambda: _epoch(plain, x, y, batch), "mcv": lambda: _epoch(mcv, x, y, batch)},
+                               repeats=rounds, warmup=1, alternate=False)
+    return report["variants"]["plain"], report["variants"]["mcv"]
 
 
 def main(argv=None):
@@ -98,22 +73,23 @@ def main(argv=None):
     x = rng.normal(size=(n, a.size, a.size, 3)).astype("float32")
     y = rng.integers(0, 10, size=n).astype("int32")
     keras.utils.set_random_seed(0)
-    plain_model = _compile(build(a.width, x.shape[1:]))
+    plain_model = _compile(models.plain_cnn(x.shape[1:], 10, a.width))
     print(f"backend {keras.backend.backend()}, batch {a.batch}, CNN width {a.width}, "
           f"{a.size}x{a.size} input, {a.steps} steps per epoch, median of {a.rounds} alternating "
           f"epochs{' (JAX: unrolled loop, no vmap)' if a.no_vectorize else ''}")
     print("| method | candidates | plain step ms | MCV step ms | measured ratio (median) | ratio of minima "
-          "| table ratio | weighted ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| CPU ratio (median) | table ratio | weighted ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for method, opts in RUNS:
         keras.utils.set_random_seed(0)
-        model = MCVModel(build(a.width, x.shape[1:]), method=method, **opts)
+        model = MCVModel(models.plain_cnn(x.shape[1:], 10, a.width), method=method, **opts)
         model.vectorize = not a.no_vectorize
-        plain, t, plain_min, t_min = paired_times(plain_model, _compile(model), x, y, a.batch, a.rounds)
+        plain, mcv = paired_times(plain_model, _compile(model), x, y, a.batch, a.rounds)
         k = 1 if method == "discard" else model.num_slots
         print(f"| {method}{' a=0.5' if opts else ''} | {k if method != 'discard' else '-'} | "
-              f"{1000 * plain:.2f} | {1000 * t:.2f} | "
-              f"{t / plain:.2f} | {t_min / plain_min:.2f} | {cost_lib.table_ratio(method, k):.1f} | "
+              f"{1000 * plain['median_s']:.2f} | {1000 * mcv['median_s']:.2f} | "
+              f"{mcv['median_s'] / plain['median_s']:.2f} | {mcv['min_ratio']:.2f} | "
+              f"{mcv['median_cpu_s'] / plain['median_cpu_s']:.2f} | {cost_lib.table_ratio(method, k):.1f} | "
               f"{cost_lib.weighted_ratio(method, k):.2f} |", flush=True)
 
 

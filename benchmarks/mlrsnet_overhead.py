@@ -18,7 +18,6 @@ Run: `python benchmarks/mlrsnet_overhead.py [--repeats 5] [--n 4000] [--backend 
 import argparse
 import os
 import sys
-import time
 
 p = argparse.ArgumentParser()
 p.add_argument("--repeats", type=int, default=5)
@@ -35,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_autolr.harness import timing as benchmark  # noqa: E402
+from keras_autolr.harness import timing  # noqa: E402
 from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler  # noqa: E402
 from keras_autolr.harness import recipes  # noqa: E402
 
@@ -64,8 +63,8 @@ variants = {
     "MLR-SNet (in-step)": make(lambda: [MLRSNetScheduler(NET, num_classes=10)]),
     "HD (in-step)": make(lambda: [HypergradientDescent(1e-3)]),
 }
-report = benchmark.compare(variants, repeats=args.repeats, warmup_epochs=1)
-print(benchmark.format_report(report, title=f"meta-test fit, backend {keras.backend.backend()}, "
+report = timing.compare(variants, repeats=args.repeats, warmup_epochs=1)
+print(timing.format_report(report, title=f"meta-test fit, backend {keras.backend.backend()}, "
                                              f"{args.n} images 28x28, small CNN, batch 128, {args.epochs} epochs"))
 
 if not args.skip_meta and keras.backend.backend() == "tensorflow":
@@ -76,22 +75,23 @@ if not args.skip_meta and keras.backend.backend() == "tensorflow":
         m = recipes.small_cnn((28, 28, 1), 10, width=16)
         _, hist = meta_train(m, X, Y, num_classes=10, val_size=500, t_val=t_val, epochs=3, batch_size=128,
                              gamma=0.3, log=lambda *_: None)
-        return float(np.median([h["seconds"] for h in hist[1:]]))  # epoch 1 includes tracing
+        # Epoch 1 includes tracing; meta_train times its own epochs (wall only).
+        return float(np.median([h["seconds"] for h in hist[1:]])), float("nan")
 
     def fit_epoch_seconds():
         m = _model()
         xs, ys = X[: args.n - 500], Y[: args.n - 500]
-        m.fit(xs, ys, batch_size=128, epochs=1, verbose=0)
-        t0 = time.perf_counter()
-        m.fit(xs, ys, batch_size=128, epochs=2, verbose=0)
-        return (time.perf_counter() - t0) / 2
+        m.fit(xs, ys, batch_size=128, epochs=1, verbose=0)  # tracing
+        timer = timing.EpochTimer()
+        m.fit(xs, ys, batch_size=128, epochs=2, verbose=0, callbacks=[timer])
+        return float(np.mean(timer.wall)), float(np.mean(timer.cpu))
 
-    rows = []
-    for _ in range(max(1, args.repeats // 2)):
-        rows.append((fit_epoch_seconds(), meta_epoch_seconds(10 ** 9), meta_epoch_seconds(35), meta_epoch_seconds(10)))
-    fit_s, loop_s, m35, m10 = np.median(np.array(rows), axis=0)
+    meta = timing.interleave({"fit": fit_epoch_seconds, "loop": lambda: meta_epoch_seconds(10 ** 9),
+                              "t35": lambda: meta_epoch_seconds(35), "t10": lambda: meta_epoch_seconds(10)},
+                             repeats=max(1, args.repeats // 2), warmup=0, alternate=False)
+    fit_s, loop_s, m35, m10 = (meta["variants"][k]["median_s"] for k in ("fit", "loop", "t35", "t10"))
     spe = (args.n - 500) // 128
-    print(f"\nmeta-training, {args.n - 500} train images, {spe} steps/epoch (median of {len(rows)}):")
+    print(f"\nmeta-training, {args.n - 500} train images, {spe} steps/epoch (median of {meta['repeats']}):")
     print(f"  keras fit epoch (constant LR)          {fit_s:7.3f} s  1.00x")
     print(f"  meta_train loop, no meta steps         {loop_s:7.3f} s  {loop_s / fit_s:.2f}x")
     print(f"  meta_train t_val=35 (~{spe / 35:.1f} meta/epoch)  {m35:7.3f} s  {m35 / fit_s:.2f}x")

@@ -1,12 +1,12 @@
 """Optuna search (TPE + Hyperband pruner) pruned on the proxy estimate.
 
 Each trial trains a small model with a `FeatureHistory` recorder and
-`ProxyAccuracy`; `OptunaPruningCallback` reports `val_proxy_accuracy` each
+`ProxyAccuracy`; Optuna's `KerasPruningCallback` reports `val_proxy_accuracy` each
 epoch so Optuna's `HyperbandPruner` stops weak trials early. Run the same
 command in several processes to share one study through a journal file
 (or pass an SQLite URL).
 
-    pip install optuna
+    pip install optuna optuna-integration
     python examples/fh_optuna.py --storage search.journal --n-trials 10 &
     python examples/fh_optuna.py --storage search.journal --n-trials 10
 """

@@ -1,68 +1,89 @@
 """keras_autolr: automatic learning rates for Keras 3.
 
-Four published methods, each a callback or train step you add to `model.fit`:
+The public API is the names in `__all__`, all from the runtime layer
+(`keras_autolr.runtime`): four published methods, each something you add to
+`model.fit`, and the pieces they share.
 
 * `ARC`: an autonomous LR controller (raise / keep / lower every few epochs).
-* `MLRSNetScheduler`: a meta-learned LSTM (`MLRSNet`) that sets the LR of
-  every batch inside the compiled train step.
+* `MLRSNetScheduler`: a meta-learned LSTM (`MLRSNet`) sets the LR of every
+  batch inside the compiled train step; `HypergradientDescent` is its
+  paper's baseline.
 * `MCVModel`: batch-level cross-validation inside `train_step`
-  (`MCVScheduler`, `MCVStopping`).
+  (`MCVScheduler`, `MCVStopping`, `PairedBatches`).
 * `FeatureHistory`: penultimate-layer embeddings recorded each epoch;
-  `ProxyAccuracy` turns them into an early estimate of final accuracy for
-  hyperparameter search.
+  `ProxyAccuracy` turns them into an early estimate of final accuracy.
+* `get_learning_rate` / `set_learning_rate` / `scale_learning_rate`: the one
+  place that reads and writes an optimizer's LR; `LearningRateCallback` is
+  the base class of our callbacks.
 
-Plus the baselines they are measured against (`keras_autolr.harness.methods`), the one
-module that reads and writes learning rates (`keras_autolr.runtime.lr`), data sets,
-tasks, metrics and the experiment runner.
+The other layers are imported on their own: `keras_autolr.harness` (tasks,
+data sets, the method registry, runner, metrics), `keras_autolr.pipelines`
+(the offline jobs that built the shipped controllers) and `keras_autolr.cli`.
+
+Importing `keras_autolr` registers every Keras-serializable class of the
+package, so `keras.models.load_model` restores saved `MCVModel`s, scaled LR
+schedules, MLR-SNet nets and our optimizers in a fresh process.
+
+Example:
+
+```python
+import keras
+import numpy as np
+import keras_autolr
+
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+history = model.fit(x, y, epochs=2, verbose=0, callbacks=[keras_autolr.LearningRateLogger()])
+assert history.history["learning_rate"] == [keras_autolr.get_learning_rate(model.optimizer)] * 2
+```
 """
 
-import importlib
-
-from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
+# Eager imports: they register the serializable classes (see above).
+from keras_autolr.runtime.arc import ARC, build_window, load_controller
+from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy, estimate_file
+from keras_autolr.runtime.instep import InStepScheduler
 from keras_autolr.runtime.lr import (
     LearningRateError,
+    ScaledSchedule,
     get_learning_rate,
     scale_learning_rate,
     set_learning_rate,
 )
+from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
+from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, PairedBatches
+from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler, load_net
+from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
 
-__version__ = "0.1.0"
-
-# Method classes are imported on first use: each pulls in its own pieces.
-_LAZY = {
-    "ARC": "keras_autolr.runtime.arc",
-    "MLRSNet": "keras_autolr.runtime.mlrsnet",
-    "FeatureHistory": "keras_autolr.runtime.feature_history",
-    "MLRSNetScheduler": "keras_autolr.runtime.mlrsnet",
-    "ProxyAccuracy": "keras_autolr.runtime.feature_history",
-    "MCVModel": "keras_autolr.runtime.mcv",
-    "MCVScheduler": "keras_autolr.runtime.mcv",
-    "MCVStopping": "keras_autolr.runtime.mcv",
-    "mcv": "keras_autolr.runtime.mcv",
-    "arc": "keras_autolr.runtime.arc",
-    "mlrsnet": "keras_autolr.runtime.mlrsnet",
-    "feature_history": "keras_autolr.runtime.feature_history",
-    "datasets": "keras_autolr.harness.datasets",
-    "tasks": "keras_autolr.harness.tasks",
-    "methods": "keras_autolr.harness.methods",
-    "metrics": "keras_autolr.harness.metrics",
-    "experiment": "keras_autolr.harness.runner",
-    "lr": "keras_autolr.runtime.lr",
-}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith(name) else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_autolr' has no attribute {name!r}")
-
+__version__ = "0.2.0"
 
 __all__ = [
-    "ARC", "MLRSNet", "MLRSNetScheduler", "FeatureHistory", "ProxyAccuracy",
-    "MCVModel", "MCVScheduler", "MCVStopping",
-    "LearningRateCallback", "LearningRateLogger", "LearningRateError",
-    "get_learning_rate", "set_learning_rate", "scale_learning_rate",
+    # the four methods
+    "ARC",
+    "MLRSNetScheduler",
+    "MLRSNet",
+    "HypergradientDescent",
+    "MCVModel",
+    "MCVScheduler",
+    "MCVStopping",
+    "PairedBatches",
+    "FeatureHistory",
+    "ProxyAccuracy",
+    "estimate_file",
+    # loading the shipped controllers
+    "load_controller",
+    "load_net",
+    "build_window",
+    # optimizers
+    "ScheduleFreeAdamW",
+    # the learning rate
+    "get_learning_rate",
+    "set_learning_rate",
+    "scale_learning_rate",
+    "LearningRateError",
+    "ScaledSchedule",
+    "LearningRateCallback",
+    "LearningRateLogger",
+    "InStepScheduler",
 ]

@@ -24,28 +24,15 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keras_autolr.harness import runner as experiment, tasks  # noqa: E402
+from keras_autolr.harness import runner, tasks  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import write_arc_tables  # noqa: E402
 
 METHODS = ["arc", "constant", "cosine_restarts", "exponential", "plateau", "schedule_free"]
 LRS = [1e-2, 1e-3, 1e-4]
-
-BN_MOMENTUM = {"value": 0.9}
-
-TASK = tasks.register(tasks.Task(
-    name="cifar10_resnet9_arc",
-    load=tasks._image_loader(
-        "cifar10", {"smoke": 512, "small": 3000, "full": None},
-        n_test={"smoke": 256, "small": 1000, "full": None},
-        n_val={"smoke": 256, "small": 1000, "full": 5000}),
-    build=lambda size, k: tasks.resnet9((32, 32, 3), k, width={"smoke": 4, "small": 8, "full": 64}[size],
-                                  bn_momentum=BN_MOMENTUM["value"]),
-    loss="sparse_categorical_crossentropy", metric="accuracy", mode="max",
-    batch_size={"smoke": 128, "small": 128, "full": 128},
-    epochs={"smoke": 2, "small": 15, "full": 30},
-))
+# The registered task (harness.tasks): 3,000-image subset, width-8 ResNet-9 at "small".
+TASK_NAME = "cifar10_resnet9_arc"
 
 
 def main(argv=None):
@@ -66,7 +53,7 @@ def main(argv=None):
     p.add_argument("--frequency", default=None,
                    help="ARC's epochs per decision, or 'auto' (about 10 decisions per run); default 3, the paper's")
     args = p.parse_args(argv)
-    BN_MOMENTUM["value"] = args.bn_momentum
+    task = tasks.get(TASK_NAME).with_model_options(bn_momentum=args.bn_momentum)
     size = "smoke" if args.smoke else "full" if args.full else "small"
     lrs = args.lrs or ([LRS[1]] if args.smoke else LRS)
     seeds = list(range(args.seeds or (5 if args.full else 1)))
@@ -75,9 +62,9 @@ def main(argv=None):
     opts = {"arc": {"frequency": freq, "controller": args.controller,
                     "use_validation": not args.no_val},
             "exponential": {"gamma": 0.9}}
-    records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
-                                  epochs=args.epochs, optimizer="adam", options=opts)
-    epochs = args.epochs or TASK.epochs[size]
+    records = runner.run_grid(task, args.methods, lrs, seeds, args.out, size=size,
+                              epochs=args.epochs, optimizer="adam", options=opts)
+    epochs = args.epochs or task.epochs_at(size)
     write_arc_tables(records, args.out, f"ARC Table 3 analog (CIFAR-10, size={size}, {epochs} epochs, seeds={len(seeds)}, "
         f"BatchNorm momentum {args.bn_momentum}, ARC frequency={freq}, use_validation={not args.no_val})",
                      f"CIFAR-10 ResNet-9 ({size})")

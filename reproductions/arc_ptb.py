@@ -25,25 +25,15 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
-
-from keras_autolr.harness import runner as experiment, tasks  # noqa: E402
+from keras_autolr.harness import runner, tasks  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import write_arc_tables  # noqa: E402
 
 METHODS = ["arc", "constant", "cosine_restarts", "exponential", "plateau", "schedule_free"]
 LRS = [1.0, 0.1, 0.01]
-
-TASK = tasks.register(tasks.Task(
-    name="ptb_lstm_arc",
-    load=tasks._lm_loader("ptb", {"smoke": 20, "small": 20, "full": 20}, {"smoke": 256, "small": 1000, "full": None}),
-    build=lambda size, k: tasks.lstm_lm(k, *{"smoke": (16, 32), "small": (32, 64), "full": (300, 600)}[size]),
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metric="perplexity", mode="min",
-    batch_size={"smoke": 64, "small": 128, "full": 128},
-    epochs={"smoke": 2, "small": 10, "full": 98},
-    optimizer="sgd", initial_lrs=tuple(LRS), metrics_factory=lambda: [tasks.Perplexity()],
-))
+# The registered task (harness.tasks): 1,000 sequences, embedding 32, LSTM 64 at "small".
+TASK = tasks.get("ptb_lstm_arc")
 
 
 def main(argv=None):
@@ -62,8 +52,8 @@ def main(argv=None):
     seeds = list(range(args.seeds or (5 if args.full else 1)))
     opts = {"arc": {"frequency": 1 if args.smoke else "auto", "controller": args.controller},
             "exponential": {"gamma": 0.96}}
-    records = experiment.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
-                                  optimizer="sgd", options=opts)
+    records = runner.run_grid(TASK, args.methods, lrs, seeds, args.out, size=size,
+                              optimizer="sgd", options=opts)
     write_arc_tables(records, args.out, f"ARC Table 5 analog (PTB, size={size}, seeds={len(seeds)})",
                      f"PTB word LSTM ({size})")
 

@@ -19,7 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def grid_main(description, task, methods, initial_lrs, seeds, default_out, options=None,
               optimizer=None, argv=None, title=None):
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import reports, runner
+    from keras_autolr.runtime import io as io_lib
 
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--smoke", action="store_true", help="tiny size for CI (overrides --size)")
@@ -34,14 +35,14 @@ def grid_main(description, task, methods, initial_lrs, seeds, default_out, optio
     seeds = a.seeds[:1] if a.smoke else a.seeds
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "COMMAND").write_text(" ".join(shlex.quote(x) for x in [sys.executable.split("/")[-1], *sys.argv]) + "\n")
+    io_lib.atomic_write_text(out / "COMMAND", " ".join(shlex.quote(x) for x in [sys.executable.split("/")[-1], *sys.argv]) + "\n")
     print(f"{description}: {task}, size {size}, methods {a.methods}, LRs {a.lrs}, seeds {seeds} -> {out}")
-    records = experiment.run_grid(task, a.methods, a.lrs, seeds, out, size=size, epochs=a.epochs,
-                                  optimizer=optimizer, options=options)
-    table = experiment.markdown_table(records)
+    records = runner.run_grid(task, a.methods, a.lrs, seeds, out, size=size, epochs=a.epochs,
+                              optimizer=optimizer, options=options)
+    table = reports.markdown_table(records)
     header = f"# {title or description}\n\nTask `{task}`, size `{size}`, seeds {seeds}.\n\n"
-    (out / "table.md").write_text(header + table + "\n")
-    experiment.plot_curves(records, out / "curves.png", title=title or description)
+    io_lib.atomic_write_text(out / "table.md", header + table + "\n")
+    reports.plot_curves(records, out / "curves.png", title=title or description)
     print(table)
     return records
 
@@ -56,14 +57,16 @@ def write_arc_tables(records, out, heading, plot_title):
     threshold (worst best score at each LR) is taken over those; the second
     table adds ReduceLROnPlateau and ScheduleFreeAdamW with their own threshold.
     """
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import reports
+    from keras_autolr.runtime import io as io_lib
 
     paper = [r for r in records if r["method"] in ARC_PAPER_METHODS]
-    table = experiment.markdown_table(paper) if paper else "(no runs)"
+    table = reports.markdown_table(paper) if paper else "(no runs)"
     out = pathlib.Path(out)
-    (out / "table.md").write_text(
+    io_lib.atomic_write_text(
+        out / "table.md",
         f"# {heading}\n\n"
         f"## Paper methods (ARC, BLR=constant, CCD=cosine_restarts, ED=exponential)\n\n{table}\n\n"
-        f"## All methods\n\n{experiment.markdown_table(records)}\n")
-    experiment.plot_curves(records, out / "curves.png", title=plot_title)
+        f"## All methods\n\n{reports.markdown_table(records)}\n")
+    reports.plot_curves(records, out / "curves.png", title=plot_title)
     print(table)

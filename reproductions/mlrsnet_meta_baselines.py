@@ -37,9 +37,8 @@ import numpy as np  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_autolr.harness import runner as experiment, methods, metrics, tasks  # noqa: E402
+from keras_autolr.harness import methods, metrics, models, recipes, reports, runner, tasks  # noqa: E402
 from keras_autolr.harness.methods import mlrsnet as _register_methods  # noqa: E402,F401  ("hypergradient")
-from keras_autolr.harness import recipes  # noqa: E402
 from keras_autolr.pipelines.mlrsnet.meta_train import carve_validation  # noqa: E402
 
 OUT = ROOT / "reproductions" / "results" / "mlrsnet_meta_baselines"
@@ -75,9 +74,9 @@ def make_task(size, seed=0):
 
     return tasks.Task(
         name="mlrsnet_meta_image", load=load,
-        build=lambda _size, k: recipes.small_cnn((32, 32, 3), k, width=width),  # BN momentum 0.99, as meta-trained
-        loss=LOGITS, metric="accuracy", mode="max",
-        batch_size={s: 128 for s in tasks.SIZES}, epochs={s: epochs for s in tasks.SIZES},
+        # BN momentum 0.99, as meta-trained
+        build=lambda _size, k, _seed: models.small_bn_cnn((32, 32, 3), k, width=width),
+        loss=LOGITS, metric="accuracy", mode="max", batch_size=128, epochs=epochs,
     ), epochs
 
 
@@ -102,7 +101,7 @@ def summary(rows, metas):
 
 
 def plot(rows, meta, path):
-    plt = experiment.pyplot()
+    plt = reports.pyplot()
     if plt is None:
         return
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -156,8 +155,8 @@ def main(argv=None):
                 continue
             for lr in (a.lrs if a.lrs and opt == "sgd_wd" else [lr0]):
                 name = label if lr == lr0 else f"{label}_lr{lr:g}"
-                rec, ran = experiment.run_cached(out / "runs" / f"{name}__s{seed}.json", task, method, lr, seed,
-                                                 label=name, size=size, epochs=epochs, optimizer=opt, data=data)
+                rec, ran = runner.run_cached(out / "runs" / f"{name}__s{seed}.json", task, method, lr, seed,
+                                             label=name, size=size, epochs=epochs, optimizer=opt, data=data)
                 if ran:
                     print(f"{name} s{seed}: best test acc {max(rec['history']['val_accuracy']):.4f} "
                           f"wall {rec['wall_s']:.0f}s", flush=True)

@@ -1,8 +1,10 @@
 """MLR-SNet meta-training curves (paper Fig. 1(d) / 4(a) style), CPU-sized.
 
 Runs (or, with `--from-dir`, only re-plots) the meta-training that produced
-the shipped nets, through the same CLI entry point, and writes the curves of
-test metric and predicted LR per epoch plus the history JSON:
+the shipped nets, with the same settings as `keras-autolr mlrsnet meta-train`
+(both take them from `keras_autolr.harness.recipes.meta_training`), and
+writes the curves of test metric and predicted LR per epoch plus the history
+JSON:
 
 * image: small CNN (BN) on a CIFAR-10 subset, SGD (momentum 0, wd 5e-4),
   batch 128, theta updated every `t_val` steps on a validation batch carved
@@ -31,20 +33,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "reproductions" / "results" / "mlrsnet_meta_train"
 
+# `recipes.meta_training` keyword arguments per (task, size); "small" are the shipped nets' commands
+# (saved_controllers/mlrsnet.md).
 PRESETS = {
-    ("image", "smoke"): ["--n-train", "1200", "--val-size", "200", "--epochs", "1", "--t-val", "5", "--width", "8"],
-    ("image", "small"): ["--n-train", "10000", "--epochs", "40", "--t-val", "35", "--seed", "0"],
-    ("image", "full"): ["--epochs", "200", "--t-val", "300", "--val-size", "1000"],
-    ("text", "smoke"): ["--n-tokens", "20000", "--val-size", "50", "--epochs", "1", "--t-val", "5", "--units", "32"],
-    ("text", "small"): ["--n-tokens", "100000", "--epochs", "15", "--t-val", "20", "--seed", "0"],
-    ("text", "full"): ["--epochs", "150", "--t-val", "100", "--units", "512"],
+    ("image", "smoke"): dict(n_train=1200, val_size=200, epochs=1, t_val=5, width=8),
+    ("image", "small"): dict(n_train=10000, epochs=40, t_val=35, seed=0),
+    ("image", "full"): dict(epochs=200, t_val=300, val_size=1000),
+    ("text", "smoke"): dict(n_tokens=20000, val_size=50, epochs=1, t_val=5, units=32),
+    ("text", "small"): dict(n_tokens=100000, epochs=15, t_val=20, seed=0),
+    ("text", "full"): dict(epochs=150, t_val=100, units=512),
 }
 
 
 def plot(task, history, path):
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import reports
 
-    plt = experiment.pyplot()
+    plt = reports.pyplot()
     if plt is None:
         return
     ep = [h["epoch"] for h in history]
@@ -77,10 +81,13 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     ck = pathlib.Path(a.from_dir) if a.from_dir else out / f"work_{a.task}"
     if not a.from_dir:
-        from keras_autolr.cli.mlrsnet import main as cli
+        from keras_autolr.harness import recipes
+        from keras_autolr.pipelines.mlrsnet.meta_train import meta_train
 
-        cli(["mlrsnet", "meta-train", "--task", a.task, *PRESETS[(a.task, size)],
-             "--checkpoint-dir", str(ck), "--out", str(out / f"mlrsnet_{a.task}.keras")])
+        net, _ = meta_train(**recipes.meta_training(a.task, **PRESETS[(a.task, size)]), checkpoint_dir=str(ck))
+        net.meta = dict(net.meta, command=" ".join(sys.argv), data=recipes.DEFAULT_DATA[a.task])
+        net.save(out / f"mlrsnet_{a.task}.keras")
+        print(f"saved {out / f'mlrsnet_{a.task}.keras'}")
     history = json.loads((ck / "history.json").read_text())
     shutil.copy(ck / "history.json", out / f"{a.task}_history.json")
     plot(a.task, history["history"], out / f"{a.task}_meta_train.png")

@@ -52,12 +52,13 @@ import numpy as np  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_autolr.harness import runner as experiment, methods, metrics, tasks  # noqa: E402
+from keras_autolr.harness import methods, metrics, reports, runner, tasks  # noqa: E402
 from keras_autolr.harness.methods import mlrsnet as _register_methods  # noqa: E402,F401  ("mlrsnet", "hypergradient")
-from keras_autolr.harness import recipes  # noqa: E402
 
 OUT = ROOT / "reproductions" / "results" / "mlrsnet_transfer"
-LOGITS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+# The registered tasks (harness.tasks) of each transfer experiment.
+TASKS = {"fashion": "mlrsnet_fashion", "cifar_budget": "mlrsnet_cifar_budget",
+         "shakespeare": "mlrsnet_shakespeare", "ptb": "mlrsnet_ptb"}
 TEXT_TASKS = ("shakespeare", "ptb")
 # Initial-LR grids of the baselines under --tuned (half-decade steps around the
 # standard LRs of the untuned protocol: SGD 0.1 images / 1.0 text, Adam 1e-3).
@@ -70,51 +71,6 @@ GRIDS = {
 # The paper's text setup: gradient norm clipped at 0.25 for every method.
 methods.register_optimizer("sgd_clip", lambda lr: keras.optimizers.SGD(lr, global_clipnorm=0.25))
 methods.register_optimizer("adam_clip", lambda lr: keras.optimizers.Adam(lr, global_clipnorm=0.25))
-
-
-def _task_defs():
-    return {
-        "fashion": tasks.Task(
-            name="mlrsnet_fashion",
-            load=tasks._image_loader("fashion_mnist", {"smoke": 512, "small": 4000, "full": None}),
-            build=lambda size, k: recipes.small_cnn((28, 28, 1), k, width={"smoke": 4, "small": 16, "full": 32}[size],
-                                                bn_momentum=0.9),
-            loss=LOGITS, metric="accuracy", mode="max",
-            batch_size={"smoke": 128, "small": 128, "full": 128},
-            epochs={"smoke": 2, "small": 8, "full": 30},
-        ),
-        "cifar_budget": tasks.Task(
-            name="mlrsnet_cifar_budget",
-            load=tasks._image_loader("cifar10", {"smoke": 512, "small": 3000, "full": None},
-                                     n_test={"smoke": 256, "small": 2000, "full": None},
-                                     n_val={"smoke": 256, "small": 1000, "full": 5000}),
-            build=lambda size, k: recipes.small_cnn((32, 32, 3), k, width={"smoke": 4, "small": 16, "full": 32}[size],
-                                                bn_momentum=0.9),
-            loss=LOGITS, metric="accuracy", mode="max",
-            batch_size={"smoke": 128, "small": 128, "full": 128},
-            epochs={"smoke": 2, "small": 10, "full": 100},
-        ),
-        "shakespeare": tasks.Task(
-            name="mlrsnet_shakespeare",
-            load=tasks._lm_loader("tiny_shakespeare", {"smoke": 50, "small": 50, "full": 100},
-                                  {"smoke": 64, "small": 1000, "full": None}),
-            build=lambda size, k: tasks.lstm_lm(k, *{"smoke": (8, 16), "small": (16, 64), "full": (64, 512)}[size],
-                                                dropout=0.0, cell="gru"),
-            loss=LOGITS, metric="perplexity", mode="min",
-            batch_size={"smoke": 32, "small": 32, "full": 64},
-            epochs={"smoke": 1, "small": 5, "full": 30}, optimizer="sgd", metrics_factory=tasks._lm_metrics,
-        ),
-        "ptb": tasks.Task(
-            name="mlrsnet_ptb",
-            load=tasks._lm_loader("ptb", {"smoke": 20, "small": 35, "full": 35},
-                                  {"smoke": 64, "small": 1500, "full": None}),
-            build=lambda size, k: tasks.lstm_lm(k, *{"smoke": (8, 16), "small": (64, 128), "full": (512, 512)}[size],
-                                                dropout=0.0),
-            loss=LOGITS, metric="perplexity", mode="min",
-            batch_size={"smoke": 32, "small": 32, "full": 32},
-            epochs={"smoke": 1, "small": 5, "full": 40}, optimizer="sgd", metrics_factory=tasks._lm_metrics,
-        ),
-    }
 
 
 def _variants(task, num_classes, net_path):
@@ -164,15 +120,15 @@ def _score(rec):
 
 def run_task_tuned(name, size, seeds, out, net_override=None):
     """--tuned: grid on seeds[0] per baseline, then every seed at the chosen LR."""
-    task = _task_defs()[name]
+    task = tasks.get(TASKS[name])
     data = task.data(size, seed=0)
     kind = "text" if name == "ptb" else "image"
     net_path = str(net_override) if net_override else kind
     rows = []
 
     def run(label, method, opt, lr0, seed, options):
-        rec, _ = experiment.run_cached(out / name / "runs" / f"{label}__lr{lr0:g}__s{seed}.json", task, method,
-                                       lr0, seed, label=label, size=size, optimizer=opt, options=options, data=data)
+        rec, _ = runner.run_cached(out / name / "runs" / f"{label}__lr{lr0:g}__s{seed}.json", task, method,
+                                   lr0, seed, label=label, size=size, optimizer=opt, options=options, data=data)
         print(f"{name} {label} lr {lr0:g} seed {seed}: best val_{rec['metric']}={rec['best']} "
               f"wall={rec['wall_s']:.1f}s", flush=True)
         return rec
@@ -218,7 +174,7 @@ def grid_table(name, records):
 
 
 def run_task(name, size, seeds, out, net_override=None):
-    task = _task_defs()[name]
+    task = tasks.get(TASKS[name])
     data = task.data(size, seed=0)
     kind = "text" if name == "ptb" else "image"
     # Default: the shipped early/middle/late nets with the reference's swap.
@@ -226,8 +182,8 @@ def run_task(name, size, seeds, out, net_override=None):
     rows = []
     for seed in seeds:
         for label, method, opt, lr0, options in _variants(name, data.num_classes, net_path):
-            rec, _ = experiment.run_cached(out / name / "runs" / f"{label}__s{seed}.json", task, method, lr0, seed,
-                                           label=label, size=size, optimizer=opt, options=options, data=data)
+            rec, _ = runner.run_cached(out / name / "runs" / f"{label}__s{seed}.json", task, method, lr0, seed,
+                                       label=label, size=size, optimizer=opt, options=options, data=data)
             rows.append(rec)
             print(f"{name} {label} seed {seed}: best val_{rec['metric']}={rec['best']} "
                   f"test={rec['test']} wall={rec['wall_s']:.1f}s", flush=True)
@@ -253,7 +209,7 @@ def summary(name, rows):
 
 
 def plot(name, rows, path):
-    plt = experiment.pyplot()
+    plt = reports.pyplot()
     if plt is None:
         return
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -308,7 +264,7 @@ def main(argv=None):
             plot(name, rows, out / name / "lr_and_metric.png")
     # summary.md covers every task with finished runs (several invocations).
     parts = []
-    for name in _task_defs():
+    for name in TASKS:
         runs = sorted((out / name / "runs").glob("*.json"))
         if runs:
             rows = [json.loads(r.read_text()) for r in runs]

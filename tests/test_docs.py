@@ -49,7 +49,7 @@ def _public(module):
         if inspect.ismodule(obj):
             continue
         # Re-exports are checked where they are defined.
-        if getattr(obj, "__module__", module.__name__) != module.__name__ and module.__name__ != "keras_autolr":
+        if getattr(obj, "__module__", module.__name__) != module.__name__:
             continue
         if inspect.isclass(obj) or inspect.isfunction(obj):
             out.append((name, obj))

@@ -43,3 +43,46 @@ def test_controllers_folder_from_env(tmp_path, monkeypatch):
     assert default_controller_path() == str(tmp_path / "arc.keras")
     with pytest.raises(FileNotFoundError, match=saved.ENV):
         saved.artifact_path("nope.keras")
+
+
+def test_public_api_is_listed_and_documented_at_the_top_level():
+    import inspect
+
+    assert len(set(keras_autolr.__all__)) == len(keras_autolr.__all__)
+    for name in keras_autolr.__all__:
+        obj = getattr(keras_autolr, name)
+        assert inspect.getdoc(obj), name
+        # The public API is the runtime layer only.
+        assert obj.__module__.startswith("keras_autolr.runtime."), (name, obj.__module__)
+
+
+def test_saved_mcv_model_loads_in_a_fresh_process_after_import(tmp_path):
+    """`keras.models.load_model` of an MCVModel needs only `import keras_autolr`."""
+    import subprocess
+    import sys
+
+    import keras
+    import numpy as np
+
+    from keras_autolr.runtime.mcv import MCVModel
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = MCVModel(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]), method="method3")
+    model.compile(keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = tmp_path / "mcv.keras"
+    model.save(path)
+    expected = model.predict(x, verbose=0)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", expected)
+    code = (
+        "import sys, numpy as np, keras, keras_autolr\n"
+        f"m = keras.models.load_model({str(path)!r})\n"
+        "assert type(m).__name__ == 'MCVModel', type(m)\n"
+        f"p = m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
+        f"np.testing.assert_array_equal(p, np.load({str(tmp_path / 'expected.npy')!r}))\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

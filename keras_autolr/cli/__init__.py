@@ -12,12 +12,15 @@ import importlib
 import os
 import sys
 
+__all__ = ["build_parser", "main"]
+
 _GROUPS = ["keras_autolr.cli.arc", "keras_autolr.cli.mcv", "keras_autolr.cli.mlrsnet",
            "keras_autolr.cli.feature_history"]
 
 
 def _run_grid(a):
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import reports, runner
+    from keras_autolr.runtime import io as io_lib
 
     opts = {}
     for item in a.option or []:
@@ -28,13 +31,12 @@ def _run_grid(a):
         except ValueError:
             pass
         opts.setdefault(method, {})[k] = v
-    recs = experiment.run_grid(a.task, a.methods, a.lrs, a.seeds, a.out, size=a.size, epochs=a.epochs,
-                               optimizer=a.optimizer, options=opts)
-    table = experiment.markdown_table(recs)
+    recs = runner.run_grid(a.task, a.methods, a.lrs, a.seeds, a.out, size=a.size, epochs=a.epochs,
+                           optimizer=a.optimizer, options=opts)
+    table = reports.markdown_table(recs)
     print(table)
-    with open(os.path.join(a.out, "table.md"), "w") as f:
-        f.write(table + "\n")
-    experiment.plot_curves(recs, os.path.join(a.out, "curves.png"), title=a.task)
+    io_lib.atomic_write_text(os.path.join(a.out, "table.md"), table + "\n")
+    reports.plot_curves(recs, os.path.join(a.out, "curves.png"), title=a.task)
 
 
 def _datasets(a):
@@ -49,6 +51,18 @@ def _datasets(a):
 
 
 def build_parser():
+    """The `keras-autolr` argument parser, with every installed command group.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--task", "digits_cnn", "--methods", "constant",
+                                      "--lrs", "0.01", "--out", "runs/cli"])
+    assert args.task == "digits_cnn" and args.lrs == [0.01]
+    ```
+    """
     from keras_autolr.cli import demo
     from keras_autolr.harness import methods, tasks
 
@@ -82,6 +96,21 @@ def build_parser():
 
 
 def main(argv=None):
+    """Runs the `keras-autolr` command; returns the exit status (2 on a usage or data error).
+
+    Args:
+        argv: the arguments (default: `sys.argv[1:]`).
+
+    Example:
+
+    ```python
+    from keras_autolr.cli import main
+
+    assert main(["mcv", "cost", "--method", "discard"]) == 0
+    assert main(["run", "--task", "digits_cnn", "--methods", "no_such_method", "--lrs", "0.01",
+                 "--out", "runs/bad", "--size", "smoke"]) == 2
+    ```
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,4 +1,6 @@
-"""`keras-autolr arc ...`: generate data, train and evaluate ARC controllers.
+"""`keras-autolr arc ...`: generate data, train, evaluate and select ARC controllers.
+
+Each subcommand runs one step of `keras_autolr.pipelines.arc`:
 
 ```
 keras-autolr arc generate --out data/arc_0.h5 --chains 360 --shard 0/2
@@ -83,7 +85,31 @@ def _select(args):
 
 
 def add_parser(subparsers):
-    """Adds the `arc` command group to an argparse `subparsers` object."""
+    """Adds the `arc` command group to an argparse `subparsers` object.
+
+    Subcommands: `generate` (or `--merge`), `train`, `evaluate`, `select`;
+    the parsed arguments' `func` runs one.
+
+    Args:
+        subparsers: what `ArgumentParser.add_subparsers()` returned.
+
+    Returns:
+        The `arc` parser.
+
+    Example:
+
+    ```python
+    import argparse
+    from keras_autolr.cli import arc
+
+    parser = argparse.ArgumentParser(prog="keras-autolr")
+    arc.add_parser(parser.add_subparsers(dest="command"))
+    # One chain of 1-epoch cycles (seed 3 draws them) on a small zoo task: seconds.
+    args = parser.parse_args(["arc", "generate", "--out", "arc.h5", "--chains", "1",
+                              "--tasks", "digits_mlp", "--seed", "3"])
+    args.func(args)  # prints the chain, then "arc.h5: 9 decisions (before correction)"
+    ```
+    """
     p = subparsers.add_parser("arc", help="ARC: generate training data, train and evaluate controllers")
     sub = p.add_subparsers(dest="arc_command", required=True)
 

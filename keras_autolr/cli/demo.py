@@ -7,11 +7,11 @@ initial LR, prints a table of best validation metric and convergence step
 Default: MNIST-1D (generated offline, no files needed), Conv1D net, Adam,
 initial LRs 1e-4 (poor) and 3e-3 (good), 15 epochs.
 
-Example:
+Example (command line; `run` below is the same job from Python):
 
-```python
-from keras_autolr.cli import demo
-demo.main(["--epochs", "5"])
+```
+keras-autolr demo --epochs 5
+keras-autolr demo --size smoke --epochs 2 --methods constant arc --out autolr-smoke
 ```
 """
 
@@ -20,18 +20,36 @@ import pathlib
 import shutil
 import time
 
-from keras_autolr.harness import runner as experiment
 from keras_autolr.harness import methods as methods_lib
+from keras_autolr.harness import reports
+from keras_autolr.harness import runner
+
+__all__ = ["DEFAULT_METHODS", "available_methods", "run", "add_parser"]
 
 DEFAULT_METHODS = ["constant", "cosine_restarts", "exponential", "plateau", "schedule_free",
                    "arc", "mlrsnet", "mcv:method3"]
 
 
 def available_methods(wanted, log=print):
-    """The wanted methods that can be set up here; says why any other is left out.
+    """Returns the wanted methods that can be set up here; says why any other is left out.
 
     A method can be missing (its package is not installed) or lack an artifact
     (a shipped controller file); the demo runs the rest instead of failing.
+
+    Args:
+        wanted: method names (`keras_autolr.harness.methods.names()`, with an
+            optional `:variant`, e.g. `"mcv:method3"`).
+        log: printer for the reasons.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli.demo import available_methods
+
+    print(available_methods(["constant", "arc", "no_such_method"]))
+    # skipping no_such_method: not available in this installation
+    # ['constant', 'arc']
+    ```
     """
     have = set(methods_lib.names())
     ok = []
@@ -55,6 +73,39 @@ def available_methods(wanted, log=print):
 
 def run(task="mnist1d_cnn", methods=None, initial_lrs=(1e-4, 3e-3), seeds=(0,), epochs=15,
         size="small", out="autolr-demo", resume=False, log=print):
+    """Runs the demo: trains `task` once per method, initial LR and seed, then reports.
+
+    Writes `out/runs/` (one JSON record per run), `out/table.md` and
+    `out/curves.png`, then adds the feature-history section (an early
+    estimate of the final accuracy, a fixed 12-epoch MNIST-1D run) when that
+    package is present.
+
+    Args:
+        task: a task name (`keras_autolr.harness.tasks.names()`).
+        methods: method names (default `DEFAULT_METHODS`); those that cannot
+            be set up here are skipped with a message.
+        initial_lrs: the initial LRs (the default: one poor, one good).
+        seeds: seeds per (method, LR).
+        epochs: epochs per run.
+        size: the task size, `"smoke"`, `"small"` or `"full"`.
+        out: the output folder.
+        resume: keep finished runs in `out` instead of starting afresh.
+        log: printer.
+
+    Returns:
+        `(records, feature_history_rows)`: the run records, and the
+        feature-history section's rows (None without that package).
+
+    Example:
+
+    ```python
+    from keras_autolr.cli.demo import run
+
+    records, _ = run(task="digits_cnn", methods=["constant"], initial_lrs=(1e-3,), epochs=2,
+                     size="smoke", out="demo", log=lambda s: None)
+    print(records[0]["method"], records[0]["epochs_run"])  # constant 2
+    ```
+    """
     methods = available_methods(methods or DEFAULT_METHODS, log)
     out = pathlib.Path(out)
     if out.joinpath("runs").exists() and not resume:
@@ -68,13 +119,13 @@ def run(task="mnist1d_cnn", methods=None, initial_lrs=(1e-4, 3e-3), seeds=(0,), 
     options = {"mlrsnet": {"optimizer": "sgd"}, "mcv:method3": {"pairing": "paired"}}
     if "mlrsnet" in methods:
         log("mlrsnet runs plain SGD with the shipped image net: its LR is the net's, whatever the initial LR.")
-    records = experiment.run_grid(task, methods, list(initial_lrs), list(seeds), out, size=size,
-                                  epochs=epochs, options=options, log=log)
-    table = experiment.markdown_table(records)
+    records = runner.run_grid(task, methods, list(initial_lrs), list(seeds), out, size=size,
+                              epochs=epochs, options=options, log=log)
+    table = reports.markdown_table(records)
     log("")
     log(table)
     (out / "table.md").write_text(table + "\n")
-    plot = experiment.plot_curves(records, out / "curves.png", title=f"{task}: LR and validation metric")
+    plot = reports.plot_curves(records, out / "curves.png", title=f"{task}: LR and validation metric")
     extra = _feature_history_section(log)
     log("")
     log(f"Table: {out / 'table.md'}" + (f"; plot: {plot}" if plot else "")
@@ -92,6 +143,25 @@ def _feature_history_section(log):
 
 
 def add_parser(subparsers):
+    """Adds the `demo` command to an argparse `subparsers` object.
+
+    The parsed arguments' `func` runs `run` with them.
+
+    Args:
+        subparsers: what `ArgumentParser.add_subparsers()` returned.
+
+    Example:
+
+    ```python
+    import argparse
+    from keras_autolr.cli import demo
+
+    parser = argparse.ArgumentParser(prog="keras-autolr")
+    demo.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["demo", "--size", "smoke", "--epochs", "2"])
+    print(args.size, args.epochs, args.lrs)  # smoke 2 [0.0001, 0.003]; args.func(args) would run it
+    ```
+    """
     p = subparsers.add_parser("demo", help="compare every LR method on a small built-in task")
     p.add_argument("--task", default="mnist1d_cnn")
     p.add_argument("--methods", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_METHODS)}")

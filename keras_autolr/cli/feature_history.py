@@ -1,11 +1,18 @@
 """`keras-autolr fh ...`: feature-history commands.
 
-    keras-autolr fh estimate run.h5 --k 10 [--upto-epoch 5]
-    keras-autolr fh info run.h5
-    keras-autolr fh demo --dataset mnist1d --epochs 12
+Example (command line; `run.h5` is a history written by
+`keras_autolr.runtime.feature_history.FeatureHistory`):
+
+```
+keras-autolr fh estimate run.h5 --k 10 [--upto-epoch 5]
+keras-autolr fh info run.h5
+keras-autolr fh demo --dataset mnist1d --epochs 12
+```
 """
 
 import json
+
+__all__ = ["add_parser"]
 
 
 def _estimate(a):
@@ -34,6 +41,25 @@ def _demo(a):
 
 
 def add_parser(subparsers):
+    """Adds the `fh` command group (`estimate`, `info`, `demo`) to an argparse `subparsers` object.
+
+    Args:
+        subparsers: what `ArgumentParser.add_subparsers()` returned.
+
+    Returns:
+        The `fh` parser, whose subcommands' `func` runs them.
+
+    Example:
+
+    ```python
+    import argparse
+    from keras_autolr.cli.feature_history import add_parser
+
+    fh = add_parser(argparse.ArgumentParser(prog="keras-autolr").add_subparsers(dest="command"))
+    args = fh.parse_args(["estimate", "run.h5", "--upto-epoch", "5"])
+    print(args.fh_command, args.path, args.k, args.upto_epoch)  # estimate run.h5 10 5
+    ```
+    """
     p = subparsers.add_parser(
         "fh", help="feature histories: early estimate of final accuracy")
     sub = p.add_subparsers(dest="fh_command", required=True)

@@ -5,12 +5,8 @@ at a few fractions of the budget, the latest validation accuracy, the
 feature-history proxy (what the model is predicted to reach) and the
 accuracy it finally reached.
 
-Example:
-
-```python
-from keras_autolr.cli.feature_history_demo import demo_section
-rows = demo_section(epochs=12)
-```
+It is the last section of `keras-autolr demo` and the whole of
+`keras-autolr fh demo`.
 """
 
 import math
@@ -23,18 +19,20 @@ import numpy as np
 from keras_autolr.runtime.feature_history import estimate as estimate_lib
 from keras_autolr.runtime.feature_history.recorder import FeatureHistory
 
+__all__ = ["demo_section"]
+
 
 def _model(task_name, input_shape, num_classes):
-    from keras_autolr.harness import tasks
+    from keras_autolr.harness import models
     if len(input_shape) == 2:
-        return tasks.conv1d_net(input_shape, num_classes)
-    return tasks.small_cnn(input_shape, num_classes, width=16)
+        return models.conv1d_net(input_shape, num_classes)
+    return models.small_cnn(input_shape, num_classes, width=16)
 
 
 def demo_section(log=print, dataset="mnist1d", epochs=12,
                  fractions=(0.25, 0.5), k=10, learning_rate=3e-3,
                  batch_size=128, n_train=None, seed=0, workdir=None):
-    """Trains one model and returns early-estimate rows.
+    """Trains one model, prints a table and returns its early-estimate rows.
 
     Args:
         log: function taking one string (printing by default).
@@ -50,6 +48,15 @@ def demo_section(log=print, dataset="mnist1d", epochs=12,
         list of dicts, one per fraction plus one for 100%: `fraction`,
         `epoch`, `latest_val_accuracy`, `proxy_accuracy`, `partial`,
         `final_val_accuracy`, `final_test_accuracy`.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli.feature_history_demo import demo_section
+
+    rows = demo_section(dataset="digits", epochs=2, fractions=(0.5,), k=2)  # prints the table
+    print([(r["epoch"], r["partial"]) for r in rows])
+    ```
     """
     from keras_autolr.harness import datasets
     kwargs = {"seed": seed}

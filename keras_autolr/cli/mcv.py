@@ -6,23 +6,25 @@ Commands:
   trains one task with MCV and prints the per-epoch decisions and test score;
 * `keras-autolr mcv cost --method method2 --candidates 7` prints Table 4.1's
   per-step operation counts;
-* `keras-autolr mcv reproduce [--smoke]` runs `reproductions/mcv_cifar10.py`.
+* `keras-autolr mcv reproduce [--smoke]` runs the thesis Tables 4.2 / 4.5
+  analog on CIFAR-10 (`keras_autolr.harness.mcv_study`, the same study as
+  `reproductions/mcv_cifar10.py`, at its default size).
 """
-
-import pathlib
-import runpy
-import sys
 
 from keras_autolr.runtime.mcv import cost as cost_lib
 
+__all__ = ["add_parser"]
+
 
 def _run(a):
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import runner
 
-    options = {"method": a.method, "alpha": a.alpha}
+    options = {"method": a.method}
+    if a.alpha is not None:  # method 2's argument only; the other methods refuse it
+        options["alpha"] = a.alpha
     if a.patience:
         options["patience"] = a.patience
-    rec = experiment.run_one(a.task, "mcv", a.lr, seed=a.seed, size=a.size, epochs=a.epochs,
+    rec = runner.run_one(a.task, "mcv", a.lr, seed=a.seed, size=a.size, epochs=a.epochs,
                          optimizer=a.optimizer, options=options, verbose=a.verbose)
     h = rec["history"]
     for e, lr in enumerate(h.get("learning_rate", [])):
@@ -40,14 +42,30 @@ def _cost(a):
 
 
 def _reproduce(a):
-    script = pathlib.Path(__file__).resolve().parents[2] / "reproductions" / "mcv_cifar10.py"
-    if not script.exists():
-        raise ValueError(f"{script} not found: run from a source checkout of keras_autolr.")
-    sys.argv = [str(script)] + (["--smoke"] if a.smoke else []) + ["--out", a.out]
-    runpy.run_path(str(script), run_name="__main__")
+    from keras_autolr.harness import mcv_study
+
+    config = mcv_study.StudyConfig.smoke() if a.smoke else mcv_study.StudyConfig()
+    mcv_study.run_study(config, a.out, log=lambda line: print(line, flush=True))
 
 
 def add_parser(subparsers):
+    """Adds the `mcv` command group (`run`, `cost`, `reproduce`) to an argparse `subparsers` object.
+
+    Args:
+        subparsers: what `argparse.ArgumentParser.add_subparsers()` returned.
+
+    Example:
+
+    ```python
+    import argparse
+    from keras_autolr.cli import mcv
+
+    parser = argparse.ArgumentParser()
+    mcv.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["mcv", "cost", "--method", "method2"])
+    args.func(args)  # prints Table 4.1's operation counts
+    ```
+    """
     from keras_autolr.harness import tasks
     from keras_autolr.runtime.mcv.model import METHODS
 
@@ -57,7 +75,7 @@ def add_parser(subparsers):
     r = sub.add_parser("run", help="train one task with an MCV method")
     r.add_argument("--task", required=True, choices=tasks.names())
     r.add_argument("--method", default="method2", choices=METHODS)
-    r.add_argument("--alpha", type=float, default=0.5)
+    r.add_argument("--alpha", type=float, default=None, help="method2's weight of the training loss (default 0.5)")
     r.add_argument("--lr", type=float, default=0.01, help="initial LR")
     r.add_argument("--optimizer", default=None)
     r.add_argument("--epochs", type=int, default=None)

@@ -20,7 +20,27 @@ __all__ = ["add_parser", "main"]
 
 
 def add_parser(subparsers):
-    """Adds the `mlrsnet` command group to the `keras-autolr` CLI."""
+    """Adds the `mlrsnet` command group to the `keras-autolr` CLI.
+
+    Its one command, `meta-train`, builds a recipe
+    (`keras_autolr.harness.recipes.meta_training`), runs
+    `keras_autolr.pipelines.mlrsnet.meta_train.meta_train` and saves the net.
+
+    Args:
+        subparsers: what `ArgumentParser.add_subparsers()` returned.
+
+    Returns:
+        The `mlrsnet` parser.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli import build_parser  # the whole CLI: it calls add_parser
+
+    args = build_parser().parse_args(["mlrsnet", "meta-train", "--task", "text", "--out", "text.keras"])
+    print(args.mlrsnet_command, args.task, args.epochs)  # meta-train text 30
+    ```
+    """
     p = subparsers.add_parser("mlrsnet", help="MLR-SNet: meta-learned per-batch LR schedules")
     sub = p.add_subparsers(dest="mlrsnet_command", required=True)
     m = sub.add_parser("meta-train", help="meta-train an MLR-SNet on an image or text task")
@@ -52,22 +72,12 @@ def _meta_train_cmd(args):
     from keras_autolr.harness import recipes
     from keras_autolr.pipelines.mlrsnet.meta_train import meta_train
 
-    if args.task == "image":
-        x, y, xt, yt, C = recipes.image_data(args.data or "cifar10", n_train=args.n_train, n_test=2000, seed=args.seed)
-        model = recipes.small_cnn(x.shape[1:], C, width=args.width, seed=args.seed)  # BN momentum 0.99
-        kwargs = dict(num_classes=C, batch_size=args.batch_size or 128, t_val=args.t_val or 20,
-                      momentum=0.0, weight_decay=5e-4)
-    else:
-        x, y, xt, yt, V = recipes.text_data(args.data or "ptb", n_tokens=args.n_tokens,
-                                            n_test_tokens=20000, seq_len=args.seq_len)
-        model = recipes.small_lm(V, units=args.units, seq_len=args.seq_len, seed=args.seed)
-        kwargs = dict(vocab_size=V, batch_size=args.batch_size or 32, t_val=args.t_val or 50,
-                      momentum=0.0, weight_decay=5e-6, clipnorm=0.25)
-    net, history = meta_train(
-        model, x, y, mode=args.task, epochs=args.epochs, val_size=args.val_size, seed=args.seed,
-        checkpoint_dir=args.checkpoint_dir, x_test=xt, y_test=yt, **kwargs,
-    )
-    net.meta = dict(net.meta, command=" ".join(os.sys.argv), data=args.data or ("cifar10" if args.task == "image" else "ptb"))
+    setup = recipes.meta_training(
+        args.task, data=args.data, n_train=args.n_train, n_tokens=args.n_tokens, epochs=args.epochs,
+        batch_size=args.batch_size, t_val=args.t_val, val_size=args.val_size, width=args.width,
+        units=args.units, seq_len=args.seq_len, seed=args.seed)
+    net, history = meta_train(**setup, checkpoint_dir=args.checkpoint_dir)
+    net.meta = dict(net.meta, command=" ".join(os.sys.argv), data=args.data or recipes.DEFAULT_DATA[args.task])
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     net.save(out)
@@ -76,6 +86,24 @@ def _meta_train_cmd(args):
 
 
 def main(argv=None):
+    """Runs `keras-autolr mlrsnet ...` on its own (argv like `sys.argv[1:]`).
+
+    Args:
+        argv: the arguments, starting with `"mlrsnet"` (None: `sys.argv[1:]`).
+
+    Returns:
+        0 on success.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli.mlrsnet import main
+
+    # A seconds-long meta-training on the built-in digits set (the real runs: saved_controllers/mlrsnet.md).
+    main(["mlrsnet", "meta-train", "--data", "digits", "--n-train", "256", "--val-size", "64",
+          "--epochs", "1", "--batch-size", "32", "--t-val", "2", "--width", "4", "--out", "digits.keras"])
+    ```
+    """
     parser = argparse.ArgumentParser(prog="keras-autolr")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -33,9 +33,10 @@ import os
 import pathlib
 import socket
 import struct
-import tempfile
 
 import numpy as np
+
+from keras_autolr.runtime import io as io_lib
 
 __all__ = ["Split", "DatasetUnavailable", "load", "names", "data_dir", "lm_sequences"]
 
@@ -178,13 +179,6 @@ def _fashion_mnist(root, n_train=None, n_val=5000, n_test=None, seed=0, **_):
     return Split("fashion_mnist", "image", x, y, xv, yv, xt, yt, 10)
 
 
-def _atomic_save(path, **arrays):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _jpeg_decoder():
     # Pillow when present (JAX-only machines have no TensorFlow), else TF.
     try:
@@ -209,7 +203,7 @@ def _decode_cifar(npz_path, cache_path):
     x = np.empty((len(y), 32, 32, 3), dtype=np.uint8)
     for i in range(len(y)):
         x[i] = decode(data[offsets[i] : offsets[i + 1]].tobytes())
-    _atomic_save(cache_path, x=x, y=y.astype("uint8"))
+    io_lib.atomic_save_npz(cache_path, x=x, y=y.astype("uint8"))
     return x, y
 
 

@@ -1,6 +1,6 @@
 """Metrics the papers report: convergence step, weighted accuracy, Kendall's tau.
 
-Pure numpy; no Keras. Definitions follow the papers exactly:
+numpy and scipy; no Keras. Definitions follow the papers exactly:
 
 * `convergence_step` (ARC, section 4): the threshold is the *worst* of the
   per-run best scores across all runs being compared; a run's convergence step
@@ -9,12 +9,23 @@ Pure numpy; no Keras. Definitions follow the papers exactly:
   weighted by the absolute reward/penalty matrix, so that calling for the wrong
   direction costs more than wrongly keeping the LR.
 * `kendall_tau`: Kendall's tau-b (ties handled), as used to compare rankings of
-  configurations in the feature-histories thesis.
+  configurations in the feature-histories thesis (scipy's).
+
+Example:
+
+```python
+from keras_autolr.harness import metrics
+
+runs = [([1, 2, 3], [0.5, 0.9, 0.9]), ([1, 2, 3], [0.6, 0.7, 0.65])]
+print(metrics.convergence_steps(runs))  # (0.7, [2, 2])
+```
 """
 
 import math
+import warnings
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "ARC_REWARD_PENALTY",
@@ -41,7 +52,20 @@ def _check_mode(mode):
 
 
 def best_score(values, mode="max"):
-    """Best finite value of a curve (NaN when it has none)."""
+    """Best finite value of a curve (NaN when it has none).
+
+    Args:
+        values: the metric per evaluation point.
+        mode: "max" when higher is better, "min" otherwise.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import best_score
+
+    print(best_score([3.0, float("nan"), 1.5], mode="min"))  # 1.5
+    ```
+    """
     _check_mode(mode)
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -57,6 +81,17 @@ def convergence_threshold(curves, mode="max"):
         curves: iterable of metric curves (one per run).
         mode: "max" when higher is better (accuracy), "min" otherwise
             (perplexity, loss).
+
+    Raises:
+        ValueError: no run has a finite value.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import convergence_threshold
+
+    print(convergence_threshold([[0.1, 0.9], [0.2, 0.7]]))  # 0.7: the worse run's best
+    ```
     """
     bests = [best_score(c, mode) for c in curves]
     bests = [b for b in bests if math.isfinite(b)]
@@ -73,6 +108,14 @@ def convergence_step(values, steps, threshold, mode="max"):
         steps: training step of each evaluation point (same length).
         threshold: from `convergence_threshold`.
         mode: "max" (reach means >=) or "min" (reach means <=).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import convergence_step
+
+    print(convergence_step([0.1, 0.7, 0.8], [100, 200, 300], 0.7))  # 200
+    ```
     """
     _check_mode(mode)
     values = np.asarray(values, dtype=float)
@@ -91,9 +134,19 @@ def convergence_steps(runs, mode="max"):
     Args:
         runs: list of `(steps, values)` pairs, all the runs compared together
             (every method and seed at one initial LR, as in the paper).
+        mode: "max" or "min".
 
     Returns:
         `(threshold, [step or None per run])`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import convergence_steps
+
+    runs = [([10, 20], [0.5, 0.9]), ([10, 20], [0.8, 0.7])]
+    print(convergence_steps(runs))  # (0.8, [20, 10])
+    ```
     """
     threshold = convergence_threshold([v for _, v in runs], mode)
     return threshold, [convergence_step(v, s, threshold, mode) for s, v in runs]
@@ -105,6 +158,20 @@ def weighted_accuracy(confusion, reward_penalty=ARC_REWARD_PENALTY):
     Args:
         confusion: square confusion matrix (rows predicted, columns actual,
             or the transpose: |RPM| is symmetric so the result is the same).
+        reward_penalty: the reward/penalty matrix (ARC's Table 2 by default).
+
+    Returns:
+        The weighted accuracy in [0, 1] (NaN for an empty matrix).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.harness.metrics import weighted_accuracy
+
+    cm = np.array([[5, 0, 1], [0, 4, 0], [1, 0, 5]])  # two raise <-> lower mistakes
+    print(weighted_accuracy(cm))  # 0.85, below the plain 14 / 16 = 0.875
+    ```
     """
     cm = np.asarray(confusion, dtype=float)
     w = np.abs(np.asarray(reward_penalty, dtype=float))
@@ -117,57 +184,108 @@ def weighted_accuracy(confusion, reward_penalty=ARC_REWARD_PENALTY):
 
 
 def kendall_tau(a, b):
-    """Kendall's tau-b between two equally long sequences (ties handled).
+    """Kendall's tau-b between two equally long sequences (`scipy.stats.kendalltau`).
 
-    Returns NaN when either sequence is constant.
+    Tau-b, (concordant - discordant) / sqrt(untied pairs in a * untied pairs
+    in b), is the variant the feature-histories thesis uses to compare
+    rankings of configurations, and scipy's default.
+
+    Args:
+        a: 1-D sequence of numbers (for example predicted accuracies).
+        b: 1-D sequence of the same length (for example final accuracies).
+
+    Returns:
+        The coefficient in [-1, 1]; NaN when either sequence is constant or
+        shorter than 2.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import kendall_tau
+
+    print(kendall_tau([0.1, 0.4, 0.3, 0.9], [0.2, 0.5, 0.6, 0.8]))  # 0.667: one pair swapped
+    ```
     """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError("kendall_tau needs two 1-D sequences of equal length.")
-    n = a.size
-    if n < 2:
+    if a.size < 2:
         return math.nan
-    i, j = np.triu_indices(n, k=1)
-    da = np.sign(a[i] - a[j])
-    db = np.sign(b[i] - b[j])
-    concordant_minus_discordant = float((da * db).sum())
-    n_a = float((da != 0).sum())
-    n_b = float((db != 0).sum())
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    return concordant_minus_discordant / math.sqrt(n_a * n_b)
+    return float(stats.kendalltau(a, b, variant="b").statistic)
 
 
 def paired_bootstrap(statistic, a, b, target, n_boot=2000, level=0.90, seed=0):
     """Confidence interval of `statistic(a, target) - statistic(b, target)`.
 
     Resamples the items (e.g. configurations) with replacement, keeping each
-    item's a, b and target together, so the interval reflects how much the
+    item's a, b and target together (`scipy.stats.bootstrap(...,
+    paired=True)`, percentile method), so the interval reflects how much the
     comparison of two predictors of `target` could move with other items.
+    Resamples whose statistic is NaN (a constant resample for Kendall's tau)
+    are left out of the percentiles rather than making the interval NaN.
 
-    Returns `(difference on all items, low, high)` (percentile interval at
-    `level`; NaN resamples, e.g. a constant resample for Kendall's tau, are
-    skipped).
+    Args:
+        statistic: `f(predictor, target) -> float`, e.g. `kendall_tau` or a
+            mean absolute error.
+        a: 1-D predictions of the first predictor.
+        b: 1-D predictions of the second predictor (same length).
+        target: 1-D values both predict (same length, at least 2).
+        n_boot: number of resamples.
+        level: confidence level of the two-sided percentile interval.
+        seed: seed of the resampling (`numpy.random.default_rng`).
+
+    Returns:
+        `(difference on all items, low, high)`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.harness.metrics import kendall_tau, paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    final = rng.uniform(size=30)
+    proxy, latest = final + rng.normal(0, 0.05, 30), final + rng.normal(0, 0.3, 30)
+    d, low, high = paired_bootstrap(kendall_tau, proxy, latest, final, n_boot=200)
+    print(f"tau(proxy) - tau(latest) = {d:.2f}, 90% CI [{low:.2f}, {high:.2f}]")
+    ```
     """
     a, b, target = (np.asarray(v, dtype=float) for v in (a, b, target))
     if not a.shape == b.shape == target.shape or a.ndim != 1 or a.size < 2:
         raise ValueError("paired_bootstrap needs three 1-D sequences of equal length >= 2.")
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(int(n_boot)):
-        i = rng.integers(0, a.size, a.size)
-        diffs.append(statistic(a[i], target[i]) - statistic(b[i], target[i]))
-    diffs = np.asarray(diffs, dtype=float)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(diffs, [tail, 100 - tail])
-    return float(statistic(a, target) - statistic(b, target)), float(low), float(high)
+
+    def diff(a_, b_, t_):
+        return statistic(a_, t_) - statistic(b_, t_)
+
+    with warnings.catch_warnings():
+        # A NaN resample makes scipy's interval NaN (and warn); we then skip those resamples.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        res = stats.bootstrap((a, b, target), diff, paired=True, vectorized=False, n_resamples=int(n_boot),
+                              confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
+    low, high = res.confidence_interval
+    if not (np.isfinite(low) and np.isfinite(high)):
+        tail = 100 * (1 - level) / 2
+        low, high = np.nanpercentile(res.bootstrap_distribution, [tail, 100 - tail])
+    return float(diff(a, b, target)), float(low), float(high)
 
 
 def mean_std(values):
     """Mean and sample standard deviation (ddof=1; 0 for one value) of finite values.
 
-    Returns `(mean, std, n)`; `(nan, nan, 0)` when nothing is finite.
+    Args:
+        values: numbers; None and non-finite ones are left out.
+
+    Returns:
+        `(mean, std, n)`; `(nan, nan, 0)` when nothing is finite.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import mean_std
+
+    print(mean_std([1.0, 3.0, None]))  # (2.0, 1.414..., 2)
+    ```
     """
     v = np.asarray([x for x in values if x is not None], dtype=float)
     v = v[np.isfinite(v)]
@@ -178,7 +296,21 @@ def mean_std(values):
 
 
 def format_mean_std(values, digits=4, scale=1.0):
-    """'mean ± std' text as in the papers' tables; notes runs that never got there."""
+    """'mean ± std' text as in the papers' tables; notes runs that never got there.
+
+    Args:
+        values: numbers or None (a run that never reached the threshold).
+        digits: decimals.
+        scale: factor applied first (e.g. 100 for percentages).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.metrics import format_mean_std
+
+    print(format_mean_std([0.91, 0.93, None], digits=1, scale=100))  # 92.0 ± 1.4 (2/3)
+    ```
+    """
     vals = list(values)
     m, s, n = mean_std([None if x is None else x * scale for x in vals])
     if n == 0:

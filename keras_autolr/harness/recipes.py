@@ -1,66 +1,63 @@
-"""Small, CPU-sized tasks used to meta-train and evaluate MLR-SNet.
+"""The data cuts and models of MLR-SNet's CPU-sized runs (the shipped nets' meta-training).
 
-Purpose: one place for the models and data cuts of the scaled-down runs
-(the shipped nets, the reproductions, the benchmark), so the commands in the
-model card rebuild exactly what was shipped.
+Purpose: one name for what the commands in `saved_controllers/mlrsnet.md`
+build, so they rebuild exactly what was shipped. The models are
+`harness.models.small_bn_cnn` / `small_lm` (re-exported here under their
+recipe names); the data cuts are numpy arrays from `harness.datasets`:
 
 * `small_cnn(input_shape, num_classes)`: 3 conv blocks with BatchNorm and
   global average pooling (about 60k parameters), the image task's model;
 * `small_lm(vocab, embed, units)`: Embedding -> LSTM -> Dense, the text
   task's model (the reference uses a 2-layer 512/512 tied LSTM: full size
   behind `--full` in the scripts);
-* `image_data(name, n_train, seed)` / `text_data(name, n_tokens, seq_len)`:
-  numpy arrays from `keras_autolr.harness.datasets`.
+* `image_data(name, n_train, seed)` / `text_data(name, n_tokens, seq_len)`;
+* `meta_training(task, ...)`: all of the above put together, the keyword
+  arguments of `keras_autolr.pipelines.mlrsnet.meta_train.meta_train` for
+  one run (what `keras-autolr mlrsnet meta-train` and
+  `reproductions/mlrsnet_meta_train.py` both run).
+
+Example:
+
+```python
+from keras_autolr.harness import recipes
+
+model = recipes.small_cnn((28, 28, 1), 10, width=4, seed=0)
+assert model.output_shape == (None, 10)
+```
 """
 
-import keras
 import numpy as np
 
-from keras_autolr.harness import datasets
+from keras_autolr.harness import datasets, models
 
-__all__ = ["small_cnn", "small_lm", "image_data", "text_data"]
+__all__ = ["small_cnn", "small_lm", "image_data", "text_data", "meta_training", "DEFAULT_DATA"]
 
+# The data set each meta-training mode uses unless told otherwise.
+DEFAULT_DATA = {"image": "cifar10", "text": "ptb"}
 
-def small_cnn(input_shape, num_classes, width=32, seed=None, bn_momentum=0.99):
-    """A small CNN (conv-BN-ReLU x3, global pooling, dense logits).
-
-    `bn_momentum` 0.99 (Keras's default) was used for the shipped image net;
-    short runs (a few hundred steps) need 0.9 so the moving statistics used
-    at evaluation catch up.
-    """
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape)
-    x = inputs
-    for i, f in enumerate((width, 2 * width, 2 * width)):
-        x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
-        x = keras.layers.ReLU()(x)
-        if i < 2:
-            x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes)(x)
-    return keras.Model(inputs, outputs, name="small_cnn")
-
-
-def small_lm(vocab, embed=64, units=128, seq_len=35, layers=1, dropout=0.0, seed=None):
-    """A word/char LSTM language model producing per-token logits."""
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    inputs = keras.Input((seq_len,), dtype="int32")
-    x = keras.layers.Embedding(vocab, embed)(inputs)
-    for _ in range(layers):
-        if dropout:
-            x = keras.layers.Dropout(dropout)(x)
-        x = keras.layers.LSTM(units, return_sequences=True)(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout)(x)
-    outputs = keras.layers.Dense(vocab)(x)
-    return keras.Model(inputs, outputs, name="small_lm")
+# The recipe names of the shipped nets' models (one definition, in harness.models).
+small_cnn = models.small_bn_cnn
+small_lm = models.small_lm
 
 
 def image_data(name, n_train=None, n_test=None, seed=0):
-    """(x_train, y_train, x_test, y_test, num_classes) of an image set."""
+    """(x_train, y_train, x_test, y_test, num_classes) of an image set, as MLR-SNet meta-trains on it.
+
+    Args:
+        name: a `harness.datasets` image set ("cifar10", "fashion_mnist", ...).
+        n_train: first `n_train` of the loader's random training subset (None: all).
+        n_test: random test subset of this size (None: all).
+        seed: subset seed.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import recipes
+
+    x, y, xt, yt, classes = recipes.image_data("digits", n_train=200, n_test=50)
+    assert x.shape == (200, 8, 8, 1) and len(xt) == 50 and classes == 10
+    ```
+    """
     kwargs = {"seed": seed}
     if n_train:
         kwargs["n_train"] = n_train
@@ -79,10 +76,81 @@ def image_data(name, n_train=None, n_test=None, seed=0):
 
 
 def text_data(name, n_tokens=None, n_test_tokens=None, seq_len=35):
-    """(x_train, y_train, x_test, y_test, vocab) LM sequences of a text set."""
+    """(x_train, y_train, x_test, y_test, vocab) language-model sequences of a text set.
+
+    Args:
+        name: "ptb" or "tiny_shakespeare".
+        n_tokens: first `n_tokens` training tokens (None: all).
+        n_test_tokens: first test tokens (None: all).
+        seq_len: sequence length (targets are the inputs shifted by one).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import recipes
+
+    x, y, xt, yt, vocab = recipes.text_data("tiny_shakespeare", n_tokens=2001, n_test_tokens=501, seq_len=50)
+    assert x.shape == (40, 50) and (x[0, 1:] == y[0, :-1]).all() and vocab == 65
+    ```
+    """
     split = datasets.load(name)
     train = split.x_train[:n_tokens] if n_tokens else split.x_train
     test = split.x_test[:n_test_tokens] if n_test_tokens else split.x_test
     x, y = datasets.lm_sequences(train, seq_len)
     xt, yt = datasets.lm_sequences(test, seq_len)
     return x, y, xt, yt, split.num_classes
+
+
+def meta_training(task="image", *, data=None, n_train=None, n_tokens=None, epochs=30, batch_size=None,
+                  t_val=None, val_size=1000, width=32, units=128, seq_len=35, seed=0):
+    """The keyword arguments of `meta_train` for one MLR-SNet meta-training run (model, data, settings).
+
+    Image: `small_cnn` (BatchNorm momentum 0.99, as the shipped net) on
+    `image_data` (2,000 test images), SGD without momentum, weight decay
+    5e-4. Text: `small_lm` on `text_data` (20,000 test tokens), weight decay
+    5e-6, gradient norm clipped at 0.25. The model is built (seeded) here.
+
+    Args:
+        task: "image" or "text".
+        data: data set name (default `DEFAULT_DATA[task]`).
+        n_train: image training subset (None: all).
+        n_tokens: text training tokens (None: all).
+        epochs: meta-training epochs.
+        batch_size: default 128 image, 32 text.
+        t_val: steps between meta updates (default 20 image, 50 text).
+        val_size: examples carved off the training data for the meta updates.
+        width: image CNN width.
+        units: text LSTM units.
+        seq_len: text sequence length.
+        seed: data subset, model and meta-training seed.
+
+    Returns:
+        dict for `meta_train(**kwargs, checkpoint_dir=...)`: `model`, `x`,
+        `y`, `x_test`, `y_test`, `mode`, `epochs`, `val_size`, `seed`,
+        `batch_size`, `t_val`, `momentum`, `weight_decay`, and `num_classes`
+        (image) or `vocab_size` and `clipnorm` (text).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import recipes
+
+    kw = recipes.meta_training("image", data="digits", n_train=300, epochs=1, width=4)
+    assert kw["model"].output_shape == (None, 10) and kw["batch_size"] == 128 and kw["t_val"] == 20
+    ```
+    """
+    if task not in DEFAULT_DATA:
+        raise ValueError(f"task must be 'image' or 'text', got {task!r}.")
+    data = data or DEFAULT_DATA[task]
+    if task == "image":
+        x, y, xt, yt, classes = image_data(data, n_train=n_train, n_test=2000, seed=seed)
+        model = small_cnn(x.shape[1:], classes, width=width, seed=seed)  # BN momentum 0.99
+        kwargs = dict(num_classes=classes, batch_size=batch_size or 128, t_val=t_val or 20,
+                      momentum=0.0, weight_decay=5e-4)
+    else:
+        x, y, xt, yt, vocab = text_data(data, n_tokens=n_tokens, n_test_tokens=20000, seq_len=seq_len)
+        model = small_lm(vocab, units=units, seq_len=seq_len, seed=seed)
+        kwargs = dict(vocab_size=vocab, batch_size=batch_size or 32, t_val=t_val or 50,
+                      momentum=0.0, weight_decay=5e-6, clipnorm=0.25)
+    return dict(model=model, x=x, y=y, x_test=xt, y_test=yt, mode=task, epochs=epochs, val_size=val_size,
+                seed=seed, **kwargs)

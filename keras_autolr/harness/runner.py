@@ -1,40 +1,40 @@
-"""Runs and compares learning-rate methods: one run, a resumable grid, tables, plots.
+"""Runs learning-rate methods on tasks: one run, a resumable run, a resumable grid.
 
-A run is one `fit` of one task with one method, initial LR and seed. Its record
-(per-epoch metrics, LR, step counts, best score, wall time, whether it
-diverged) is a JSON file named after the run, written atomically, so a grid
-that is stopped and restarted skips finished runs.
-
-Tables follow ARC's Tables 3-5: per initial LR, mean ± std over seeds of the
-best validation metric and of the convergence step, the threshold being the
-worst best score among all runs at that initial LR (`metrics.convergence_step`).
+A run is one `fit` of one task (`harness.tasks`) with one method
+(`harness.methods`), initial LR and seed. Its record (per-epoch metrics, LR,
+step counts, best score, test score, wall time, whether it diverged) is a
+JSON-ready dict; `run_cached` and `run_grid` write each record atomically to
+a file named after the run, so a study that is stopped and restarted skips
+finished runs. Tables and plots of records are in `harness.reports`.
 
 Example:
 
 ```python
-records = run_grid("mnist1d_cnn", ["constant", "cosine_restarts"], [1e-3],
-                   seeds=[0, 1], out_dir="runs/demo", size="smoke")
-print(markdown_table(records))
+from keras_autolr.harness import reports, runner
+
+records = runner.run_grid("digits_cnn", ["constant", "exponential"], [1e-2], seeds=[0],
+                          out_dir="runs/demo", size="smoke", epochs=1, log=lambda line: None)
+assert len(runner.load_records("runs/demo")) == 2
+print(reports.markdown_table(records))
 ```
 """
 
 import json
 import math
-import os
 import pathlib
 import sys
-import tempfile
 import time
 
 import keras
 import numpy as np
 
+from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import methods as methods_lib
 from keras_autolr.harness import metrics as metrics_lib
 from keras_autolr.harness import tasks as tasks_lib
 
-__all__ = ["run_one", "run_grid", "run_id", "load_records", "summarize", "markdown_table", "plot_curves"]
+__all__ = ["run_one", "run_cached", "run_grid", "run_id", "load_records"]
 
 
 class _StepLogger(keras.callbacks.Callback):
@@ -51,6 +51,24 @@ class _StepLogger(keras.callbacks.Callback):
 
 
 def run_id(task, method, initial_lr, seed, optimizer, tag=""):
+    """The file stem of a grid run: `task__method<tag>__optimizer__lr<lr>__s<seed>`.
+
+    Args:
+        task: task name.
+        method: method name.
+        initial_lr: initial learning rate.
+        seed: run seed.
+        optimizer: optimizer name.
+        tag: appended to the method name.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import runner
+
+    assert runner.run_id("digits_cnn", "arc", 1e-3, 0, "adam") == "digits_cnn__arc__adam__lr0.001__s0"
+    ```
+    """
     return f"{task}__{method}{tag}__{optimizer}__lr{initial_lr:g}__s{seed}"
 
 
@@ -63,50 +81,79 @@ def _json_safe(v):
 
 
 def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, optimizer=None,
-            options=None, verbose=0, data=None, extra_callbacks=()):
+            options=None, verbose=0, data=None, extra_callbacks=(), batch_size=None, validation=True):
     """Trains `task` once with `method` and returns the run record (a dict).
 
+    Seeds Keras with `seed`, builds the method's setup and the task's model
+    (wrapped if the method wraps it), fits, then evaluates the test split at
+    the task's `eval_batch_size`. Non-finite numbers are stored as None; a
+    run whose training loss became non-finite is `diverged` (an early stop,
+    e.g. by `MCVStopping`, is not).
+
     Args:
-        task: a task name or `tasks.Task`.
+        task: a task name (suite "eval") or a `tasks.Task`.
         method: a method name from `methods.names()`.
         initial_lr: initial learning rate.
-        seed: seeds Keras, numpy and the data subset.
+        seed: seeds Keras (weights, shuffling); the data is the task's seed-0 cut.
         size: "smoke", "small" or "full".
         epochs: overrides the task's epochs at this size.
         optimizer: overrides the task's optimizer.
         options: method options (e.g. `{"frequency": 3}` for ARC); an
             `"optimizer"` entry overrides the optimizer for this method.
+        verbose: `fit`'s verbosity.
         data: a `tasks.TaskData` to reuse across runs.
+        extra_callbacks: more `fit` callbacks (after the method's).
+        batch_size: overrides the task's batch size at this size.
+        validation: pass the validation split to `fit` (False: the method
+            must not see it, e.g. MCV, which validates on training batches).
+
+    Returns:
+        dict with `task`, `method`, `initial_lr`, `seed`, `optimizer`,
+        `size`, `epochs`, `steps_per_epoch`, `options`,
+        `history` (Keras's, per epoch), `steps` and `lr` (at each epoch's
+        end), `metric`, `mode`, `best` (best validation score), `test`
+        (test metrics), `wall_s`, `diverged`, `epochs_run`, `backend`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import runner
+
+    record = runner.run_one("digits_cnn", "exponential", 1e-2, seed=0, size="smoke", epochs=2)
+    assert record["epochs_run"] == 2 and record["lr"][1] < record["lr"][0]
+    assert set(record["test"]) >= {"loss", "accuracy"}
+    ```
     """
-    task = tasks_lib.get(task) if isinstance(task, str) else task
+    task = tasks_lib.get(task)
     options = dict(options or {})
     # A method may need its own optimizer (MLR-SNet sets the LR of plain SGD).
     optimizer = options.pop("optimizer", None) or optimizer or task.optimizer
-    epochs = int(epochs or task.epochs[size])
+    epochs = int(epochs or task.epochs_at(size))
     keras.utils.set_random_seed(seed)
     data = data or task.data(size, seed=0)
-    batch = task.batch_size[size]
+    batch = int(batch_size or task.batch_size_at(size))
     spe = tasks_lib.steps_per_epoch(len(data.x_train), batch)
     setup = methods_lib.make_setup(method, initial_lr=initial_lr, epochs=epochs,
                                    steps_per_epoch=spe, optimizer=optimizer, **options)
-    model = task.build_model(size, data.num_classes)
+    model = task.build_model(size, data.num_classes, seed=seed)
     if setup.wrap_model is not None:
         model = setup.wrap_model(model)
-    model.compile(optimizer=setup.optimizer, loss=task.loss, metrics=task.metrics())
+    model.compile(optimizer=setup.optimizer, loss=tasks_lib.make_loss(task.loss), metrics=task.metrics())
     steps = _StepLogger()
     t0 = time.perf_counter()
     if setup.train_data is not None:
         train = {"x": setup.train_data(data.x_train, data.y_train, batch, seed)}
     else:
         train = {"x": data.x_train, "y": data.y_train, "batch_size": batch, "shuffle": True}
-    hist = model.fit(**train, epochs=epochs, validation_data=(data.x_val, data.y_val),
-                     callbacks=[*setup.callbacks, *extra_callbacks, steps], verbose=verbose)
+    if validation:
+        train["validation_data"] = (data.x_val, data.y_val)
+    hist = model.fit(**train, epochs=epochs, callbacks=[*setup.callbacks, *extra_callbacks, steps], verbose=verbose)
     wall = time.perf_counter() - t0
     h = {k: [_json_safe(float(x)) for x in v] for k, v in hist.history.items()}
     key = "val_" + task.metric
     curve = h.get(key, [])
-    test = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
-    # Non-finite losses are stored as None; an early stop (e.g. MCVStopping) is not a divergence.
+    test = model.evaluate(data.x_test, data.y_test, batch_size=task.eval_batch_size or batch, verbose=0,
+                          return_dict=True)
     diverged = any(v is None for v in h.get("loss", []))
     return {
         "task": task.name, "method": method, "initial_lr": initial_lr, "seed": seed,
@@ -120,20 +167,34 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
     }
 
 
-def _atomic_write_json(path, obj):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
-def run_cached(path, task, method, initial_lr, seed=0, *, label=None, **kwargs):
+def run_cached(path, task, method, initial_lr, seed=0, *, label=None, annotate=None, **kwargs):
     """`run_one`, resumable: the record at `path` if a finished run left one there.
 
-    Otherwise runs, adds `label` to the record when given, and writes it
-    atomically to `path`. Returns `(record, ran)`, `ran` False when loaded.
+    Otherwise runs, adds `label` and the fields `annotate(record)` returns
+    (e.g. state of a callback passed in `extra_callbacks`), and writes the
+    record atomically to `path`.
+
+    Args:
+        path: the record's JSON file.
+        task, method, initial_lr, seed: as in `run_one`.
+        label: stored as `record["label"]` when given.
+        annotate: `annotate(record) -> dict` merged into a new record before
+            it is written (not called when the record is loaded).
+        **kwargs: `run_one`'s keyword arguments.
+
+    Returns:
+        `(record, ran)`, `ran` False when the record was loaded.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import runner
+
+    rec, ran = runner.run_cached("runs/a.json", "digits_cnn", "constant", 1e-2, label="fixed",
+                                 annotate=lambda r: {"note": "first"}, size="smoke", epochs=1)
+    again, ran_again = runner.run_cached("runs/a.json", "digits_cnn", "constant", 1e-2, size="smoke")
+    assert ran and not ran_again and again["label"] == "fixed" and again["note"] == "first"
+    ```
     """
     path = pathlib.Path(path)
     if path.exists():
@@ -141,12 +202,26 @@ def run_cached(path, task, method, initial_lr, seed=0, *, label=None, **kwargs):
     rec = run_one(task, method, initial_lr, seed, **kwargs)
     if label is not None:
         rec["label"] = label
-    _atomic_write_json(path, rec)
+    if annotate is not None:
+        rec.update(annotate(rec))
+    io_lib.atomic_write_json(path, rec)
     return rec, True
 
 
 def load_records(out_dir):
-    """All run records under `out_dir/runs`, sorted by run id."""
+    """All run records under `out_dir/runs` (not its subfolders), sorted by file name.
+
+    Args:
+        out_dir: a `run_grid` output folder.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import runner
+
+    assert runner.load_records("no_such_folder") == []
+    ```
+    """
     return [json.loads(p.read_text()) for p in sorted(pathlib.Path(out_dir, "runs").glob("*.json"))]
 
 
@@ -154,18 +229,37 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
              optimizer=None, options=None, verbose=0, log=print):
     """Runs every method x initial LR x seed once, skipping finished runs.
 
+    Records go to `out_dir/runs/<run_id>.json` (`run_cached`); the data is
+    loaded once and shared by all runs.
+
     Args:
+        task: a task name or `tasks.Task`.
         methods: method names, or labelled jobs `(label, method, options)`:
             a job's runs go under `runs/<label>/`, its records carry the
             label, and its options replace `options[method]` (so one method
             can run in several variants, e.g. ARC with several controllers).
+        initial_lrs: initial learning rates.
+        seeds: run seeds.
+        out_dir: output folder.
+        size, epochs, optimizer, verbose: as in `run_one`.
         options: per-method options, `{method: {...}}`.
         log: progress printer (one line per run).
 
     Returns:
         The list of all run records of this grid.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import runner
+
+    jobs = [("fast", "exponential", {"gamma": 0.5}), ("slow", "exponential", {"gamma": 0.99})]
+    records = runner.run_grid("digits_cnn", jobs, [1e-2], [0], "runs/variants", size="smoke",
+                              epochs=1, log=lambda line: None)
+    assert [r["label"] for r in records] == ["fast", "slow"]
+    ```
     """
-    task_obj = tasks_lib.get(task) if isinstance(task, str) else task
+    task_obj = tasks_lib.get(task)
     optimizer = optimizer or task_obj.optimizer
     options = options or {}
     jobs = [m if isinstance(m, tuple) else (None, m, options.get(m)) for m in methods]
@@ -193,115 +287,3 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
                     f"wall={rec['wall_s']:.1f}s{' DIVERGED' if rec['diverged'] else ''}")
                 sys.stdout.flush()
     return records
-
-
-def summarize(records):
-    """Per (initial LR, method): best metric and convergence step over seeds.
-
-    Returns a list of dict rows with `best`, `converge` (lists over seeds),
-    `threshold` and text cells.
-    """
-    rows = []
-    by_lr = {}
-    for r in records:
-        by_lr.setdefault(r["initial_lr"], []).append(r)
-    for lr0 in sorted(by_lr, reverse=True):
-        group = by_lr[lr0]
-        mode = group[0]["mode"]
-        key = "val_" + group[0]["metric"]
-        runs = [(r["steps"][: len(r["history"].get(key, []))],
-                 [math.nan if v is None else v for v in r["history"].get(key, [])]) for r in group]
-        try:
-            threshold, conv = metrics_lib.convergence_steps(runs, mode)
-        except ValueError:
-            threshold, conv = math.nan, [None] * len(group)
-        by_method = {}
-        for r, c in zip(group, conv):
-            by_method.setdefault(r["method"], {"best": [], "converge": [], "test": [], "wall": []})
-            m = by_method[r["method"]]
-            m["best"].append(r["best"])
-            m["converge"].append(c)
-            m["test"].append(r["test"].get(r["metric"]))
-            m["wall"].append(r["wall_s"])
-        for method, m in by_method.items():
-            rows.append({"initial_lr": lr0, "method": method, "threshold": threshold, **m})
-    return rows
-
-
-def markdown_table(records, digits=4):
-    """ARC-style table: rows = methods, column pairs = initial LRs."""
-    rows = summarize(records)
-    if not rows:
-        return "(no runs)"
-    lrs = sorted({r["initial_lr"] for r in rows}, reverse=True)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    metric = records[0]["metric"]
-    head = "| method | " + " | ".join(f"LR {lr:g}: best val {metric} | LR {lr:g}: converge step" for lr in lrs) + " |"
-    sep = "|---|" + "---|---|" * len(lrs)
-    lines = [head, sep]
-    cell = {(r["initial_lr"], r["method"]): r for r in rows}
-    for m in methods:
-        parts = []
-        for lr in lrs:
-            r = cell.get((lr, m))
-            if r is None:
-                parts += ["", ""]
-                continue
-            parts.append(metrics_lib.format_mean_std(r["best"], digits))
-            conv = metrics_lib.format_mean_std(r["converge"], 0)
-            parts.append(conv)
-        lines.append(f"| {m} | " + " | ".join(parts) + " |")
-    thresholds = ", ".join(f"LR {r['initial_lr']:g}: {r['threshold']:.4f}" for r in
-                           {r["initial_lr"]: r for r in rows}.values())
-    lines.append("")
-    lines.append(f"Convergence thresholds (worst per-run best at each initial LR): {thresholds}. "
-                 "A count like (3/5) means only 3 of 5 runs reached it.")
-    return "\n".join(lines)
-
-
-def pyplot():
-    """`matplotlib.pyplot` on the headless Agg backend, or None (with a note) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: skipping plot (pip install 'keras-autolr[plots]').")
-        return None
-    return plt
-
-
-def plot_curves(records, path, title=None):
-    """ARC Figure 3 style: LR (top) and validation metric (bottom) per method, one column per initial LR.
-
-    Needs matplotlib (`pip install keras-autolr[plots]`); returns None without it.
-    """
-    plt = pyplot()
-    if plt is None:
-        return None
-    lrs = sorted({r["initial_lr"] for r in records}, reverse=True)
-    fig, axes = plt.subplots(2, len(lrs), figsize=(4.5 * len(lrs), 6), squeeze=False, sharex="col")
-    for j, lr0 in enumerate(lrs):
-        seen = set()
-        for r in records:
-            if r["initial_lr"] != lr0 or r["method"] in seen:
-                continue  # first seed of each method, as in the paper's figure
-            seen.add(r["method"])
-            key = "val_" + r["metric"]
-            axes[0, j].plot(r["steps"], r["lr"], label=r["method"])
-            vals = r["history"].get(key, [])
-            axes[1, j].plot(r["steps"][: len(vals)], [np.nan if v is None else v for v in vals], label=r["method"])
-        axes[0, j].set_yscale("log")
-        axes[0, j].set_title(f"initial LR {lr0:g}")
-        axes[1, j].set_xlabel("step")
-    axes[0, 0].set_ylabel("learning rate")
-    axes[1, 0].set_ylabel("val " + records[0]["metric"])
-    axes[1, -1].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

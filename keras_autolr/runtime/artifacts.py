@@ -26,10 +26,19 @@ ENV = "KERAS_AUTOLR_CONTROLLERS"
 
 
 def artifacts_dir():
-    """The folder holding the shipped artifacts (read from the environment now).
+    """Returns the folder holding the shipped artifacts (read from the environment now).
 
     Returns:
         A `pathlib.Path`; it may not exist.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.artifacts import artifacts_dir
+
+    folder = artifacts_dir()  # $KERAS_AUTOLR_CONTROLLERS, else the repository's saved_controllers/
+    print(sorted(p.name for p in folder.glob("*.keras")))  # ['arc.keras', 'mlrsnet_image.keras', ...]
+    ```
     """
     if os.environ.get(ENV):
         return pathlib.Path(os.environ[ENV])
@@ -37,7 +46,7 @@ def artifacts_dir():
 
 
 def artifact_path(filename, *, hint=None):
-    """Path of the shipped file `filename`.
+    """Returns the path of the shipped file `filename`, which must exist.
 
     Args:
         filename: file name inside `artifacts_dir()`, e.g. `"arc.keras"`.
@@ -48,6 +57,18 @@ def artifact_path(filename, *, hint=None):
 
     Raises:
         FileNotFoundError: saying where it looked and what to do.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.artifacts import artifact_path
+
+    print(artifact_path("mlrsnet_image.keras").name)  # mlrsnet_image.keras
+    try:
+        artifact_path("missing.keras", hint="Rebuild it with `keras-autolr ...`.")
+    except FileNotFoundError as e:
+        print(e)
+    ```
     """
     path = artifacts_dir() / filename
     if not path.exists():

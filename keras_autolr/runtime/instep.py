@@ -22,16 +22,32 @@ The step's logs gain `"step_lr"`, the LR used at that step; with
 Example:
 
 ```python
+import keras
+import numpy as np
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.instep import InStepScheduler
+
 class Halving(InStepScheduler):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.install()
 
     def step_update(self, loss, grads, weights):
-        lr = keras_autolr.runtime.lr.learning_rate_tensor(self.model.optimizer) * 0.5
-        keras_autolr.runtime.lr.assign_learning_rate(self.model.optimizer, lr)
+        lr = lr_lib.learning_rate_tensor(self.model.optimizer) * 0.5
+        lr_lib.assign_learning_rate(self.model.optimizer, lr)
         return lr, grads
+
+x, y = np.ones((32, 2), "float32"), np.ones((32, 1), "float32")
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+model.compile(keras.optimizers.SGD(0.1), "mse")
+cb = Halving(record_every=1)
+model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[cb])
+print(cb.lr_history)  # [0.05, 0.025, 0.0125, 0.00625]
 ```
+
+A model whose `train_step` is already custom (an `MCVModel`, or any
+subclass overriding `train_step`) is refused with a `TypeError`: installing
+would silently replace its step.
 """
 
 import types
@@ -46,16 +62,62 @@ __all__ = ["InStepScheduler", "sanitize"]
 
 
 def sanitize(grads, finite):
-    """Zeroes all gradients when `finite` (a scalar bool tensor) is False."""
+    """Zeroes all gradients when `finite` (a scalar bool tensor) is False.
+
+    Args:
+        grads: list of gradient tensors (None entries are kept as None).
+        finite: scalar bool tensor, usually `ops.isfinite(loss)`.
+
+    Returns:
+        The gradients, or zeros of the same shapes when `finite` is False.
+
+    Example:
+
+    ```python
+    from keras import ops
+    from keras_autolr.runtime.instep import sanitize
+
+    grads = [ops.ones((2,)), None]
+    print(sanitize(grads, ops.isfinite(float("nan")))[0])  # [0. 0.]
+    ```
+    """
     return [None if g is None else ops.where(finite, g, ops.zeros_like(g)) for g in grads]
 
 
 class InStepScheduler(LearningRateCallback):
     """A `LearningRateCallback` whose per-batch rule runs inside `train_step`.
 
+    Subclasses implement `step_update(loss, grads, weights) -> (lr, grads)`
+    and call `self.install()` from `on_train_begin`; see the module
+    docstring. `install()` raises `TypeError` on a model that already has a
+    custom `train_step` (an `MCVModel`, a subclass overriding it).
+
     Args:
         record_every: store every k-th step LR in `self.lr_history` (0: off;
             reading it costs one small host sync per recorded step).
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.instep import InStepScheduler
+
+    class Constant(InStepScheduler):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            self.install()
+
+        def step_update(self, loss, grads, weights):
+            return keras.ops.convert_to_tensor(0.01), grads  # log it, change nothing
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    cb = Constant(record_every=1)
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=4, verbose=0, callbacks=[cb])
+    print(cb.lr_history)  # [0.01, 0.01]
+    cb.uninstall()  # Keras's own step again
+    ```
     """
 
     record_every = 0
@@ -70,6 +132,13 @@ class InStepScheduler(LearningRateCallback):
         raise NotImplementedError
 
     def install(self):
+        """Puts the in-step train step on `self.model` (call from `on_train_begin`).
+
+        Raises:
+            TypeError: the model already has a custom `train_step` (a
+                subclass overriding it, such as an `MCVModel`); replacing it
+                would silently drop what that step does.
+        """
         backend = keras.backend.backend()
         if backend == "tensorflow":
             step = _tf_train_step
@@ -79,6 +148,7 @@ class InStepScheduler(LearningRateCallback):
             raise NotImplementedError(
                 f"{type(self).__name__} supports the TensorFlow and JAX backends, not {backend!r}."
             )
+        _check_default_train_step(self.model, type(self).__name__, (_tf_train_step, _jax_train_step))
         self._opt = lr_lib.base_optimizer(self.model.optimizer)
         current = self.model.__dict__.get("train_step")
         if (getattr(current, "__func__", None) is step and self.model.__dict__.get("_instep_controller") is self
@@ -104,22 +174,36 @@ class InStepScheduler(LearningRateCallback):
         if logs is not None:
             logs.pop("step_lr", None)
 
+def _check_default_train_step(model, who, ours):
+    """Raises unless `model` trains with Keras's own step (or one of `ours`)."""
+    # keras.Model.train_step resolves to the backend trainer's step, so any
+    # subclass that overrides it (MCVModel, a user's model) differs from it.
+    custom = type(model).train_step is not keras.Model.train_step
+    patched = model.__dict__.get("train_step")
+    if patched is not None and getattr(patched, "__func__", None) not in ours:
+        custom = True
+    if custom:
+        raise TypeError(
+            f"{who} sets the LR inside the train step, so it installs its own `train_step`, but "
+            f"the model ({type(model).__name__}) already has a custom `train_step` (for example an "
+            "MCVModel's); installing would silently replace it. Use a model that keeps Keras's "
+            "train step (keras.Sequential, a functional model, or a subclass that overrides only "
+            "`call`), or a between-batch LearningRateCallback instead of an in-step scheduler."
+        )
 
 
 def _tf_train_step(self, data):
     """Keras's TensorFlow train step plus `step_update` before apply."""
     import tensorflow as tf
-    from keras.src import tree
-    from keras.src.losses import loss as loss_module
 
     ctrl = self._instep_controller
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     with tf.GradientTape() as tape:
         y_pred = self(x, training=True) if self._call_has_training_arg else self(x)
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-        unscaled = loss_module.unscale_loss_for_distribution(loss)
+        unscaled = _unscale_loss_for_distribution(loss)
         self._loss_tracker.update_state(
-            unscaled, sample_weight=tf.shape(next(i for i in tree.flatten(x) if i is not None))[0]
+            unscaled, sample_weight=tf.shape(next(i for i in keras.tree.flatten(x) if i is not None))[0]
         )
         scaled = self.optimizer.scale_loss(loss)
     weights = self.trainable_weights
@@ -129,6 +213,16 @@ def _tf_train_step(self, data):
     logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
     logs["step_lr"] = lr
     return logs
+
+
+def _unscale_loss_for_distribution(loss):
+    """The per-replica loss times the replica count, as Keras's TF step reports it."""
+    # Keras has no public name for this (keras.src.losses.loss.unscale_loss_for_distribution);
+    # the same three lines on the public tf.distribute API.
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * ops.cast(replicas, loss.dtype) if replicas > 1 else loss
 
 
 def _jax_train_step(self, state, data):

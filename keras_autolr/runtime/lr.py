@@ -1,7 +1,8 @@
 """The one place that reads and writes an optimizer's learning rate.
 
-Every controller in `keras_autolr` (ARC, MLR-SNet, MCV, the baselines' logging)
-goes through these functions; nothing else touches `optimizer.learning_rate`.
+Every learning-rate callback in `keras_autolr` (ARC, MLR-SNet, MCV, the
+baselines' logging) goes through these functions; nothing else touches
+`optimizer.learning_rate`.
 
 Supported optimizers:
 
@@ -21,10 +22,13 @@ non-finite or non-positive values) raise `LearningRateError` with what to do.
 Example:
 
 ```python
+import keras
+from keras_autolr.runtime import lr
+
 opt = keras.optimizers.Adam(1e-3)
-set_learning_rate(opt, 3e-4)
-get_learning_rate(opt)        # 0.0003
-scale_learning_rate(opt, 0.5) # 0.00015
+lr.set_learning_rate(opt, 3e-4)
+print(round(lr.get_learning_rate(opt), 6))         # 0.0003
+print(round(lr.scale_learning_rate(opt, 0.5), 6))  # 0.00015
 ```
 """
 
@@ -48,7 +52,11 @@ __all__ = [
 
 
 class LearningRateError(ValueError):
-    """Raised when an optimizer's learning rate cannot be read or set."""
+    """Raised when an optimizer's learning rate cannot be read or set.
+
+    The message says what to do (compile with a Keras optimizer, use a float
+    or a `LearningRateSchedule`, pass a finite positive value).
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_autolr")
@@ -56,12 +64,23 @@ class ScaledSchedule(LearningRateSchedule):
     """A learning-rate schedule multiplied by a settable factor.
 
     `lr(step) = multiplier * schedule(step)`. Installed by `set_learning_rate`
-    when an optimizer was built with a schedule, so controllers can move the LR
+    when an optimizer was built with a schedule, so callbacks can move the LR
     while the schedule keeps its shape.
 
     Args:
         schedule: the wrapped `LearningRateSchedule`.
         multiplier: a `keras.Variable` (tracked by the optimizer) or a float.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import ScaledSchedule
+
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-2, 100, 0.5)
+    half = ScaledSchedule(decay, multiplier=0.5)
+    print(round(float(half(100)), 6))  # 0.0025 (0.5 x 0.005)
+    ```
     """
 
     def __init__(self, schedule, multiplier=1.0):
@@ -92,8 +111,27 @@ def base_optimizer(optimizer):
     """Returns the optimizer that owns the learning rate.
 
     Unwraps `LossScaleOptimizer` (and any wrapper exposing `inner_optimizer`).
-    Raises `LearningRateError` for objects that are not Keras optimizers or
-    that hold several optimizers.
+
+    Args:
+        optimizer: a Keras optimizer, possibly wrapped.
+
+    Returns:
+        The `keras.optimizers.Optimizer` whose `learning_rate` is the LR.
+
+    Raises:
+        LearningRateError: `optimizer` is None, not a Keras optimizer, or
+            holds several optimizers.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import base_optimizer
+
+    inner = keras.optimizers.SGD(0.1)
+    scaled = keras.optimizers.LossScaleOptimizer(inner)
+    assert base_optimizer(scaled) is inner
+    ```
     """
     if optimizer is None:
         raise LearningRateError(
@@ -120,7 +158,26 @@ def base_optimizer(optimizer):
 
 
 def learning_rate_tensor(optimizer):
-    """The current LR as a backend tensor (usable inside compiled steps)."""
+    """Returns the current LR as a backend tensor (usable inside compiled steps).
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+
+    Returns:
+        A scalar tensor: the variable's value, or the schedule at the
+        optimizer's current iteration.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import learning_rate_tensor
+
+    opt = keras.optimizers.Adam(1e-3)
+    lr = learning_rate_tensor(opt)
+    print(round(float(keras.ops.convert_to_numpy(lr)), 6))  # 0.001
+    ```
+    """
     opt = base_optimizer(optimizer)
     raw = opt._learning_rate
     if isinstance(raw, LearningRateSchedule):
@@ -136,8 +193,27 @@ def get_learning_rate(optimizer):
     """Returns the optimizer's current learning rate as a Python float.
 
     For a schedule this is the value at the optimizer's current iteration
-    (times the multiplier, if one is installed).
+    (times the multiplier, if one is installed). For an optimizer that
+    estimates its own step size (it has an `effective_learning_rate`, e.g.
+    `keras_autolr.runtime.optimizers.Prodigy`: `d * lr`) this is that step
+    size; `set_learning_rate` on such an optimizer sets its base multiplier.
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import get_learning_rate
+
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-2, 100, 0.5)
+    print(round(get_learning_rate(keras.optimizers.SGD(decay)), 6))  # 0.01 at step 0
+    ```
     """
+    effective = getattr(base_optimizer(optimizer), "effective_learning_rate", None)
+    if effective is not None:
+        return float(keras.ops.convert_to_numpy(effective))
     return float(keras.ops.convert_to_numpy(learning_rate_tensor(optimizer)))
 
 
@@ -210,9 +286,28 @@ def set_learning_rate(optimizer, value):
     For a schedule-based optimizer, the schedule is scaled so that its value at
     the current iteration equals `value`; it keeps decaying from there.
 
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+        value: the new learning rate.
+
+    Returns:
+        `value`, as a float.
+
     Raises:
         LearningRateError: the value is not finite and positive, or the
             optimizer's LR is a plain callable we cannot scale.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import get_learning_rate, set_learning_rate
+
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-2, 100, 0.5)
+    opt = keras.optimizers.SGD(decay)
+    set_learning_rate(opt, 1e-3)  # scales the schedule by 0.1
+    print(round(get_learning_rate(opt), 6))  # 0.001
+    ```
     """
     value = _check_value(value)
     opt = base_optimizer(optimizer)
@@ -235,10 +330,30 @@ def set_learning_rate(optimizer, value):
 
 
 def assign_learning_rate(optimizer, value):
-    """Assigns a backend tensor LR inside a compiled step (float LR only).
+    """Assigns a backend tensor LR, without host round trip, inside a compiled step.
 
-    Used by per-batch controllers (MLR-SNet) that compute the LR in-graph. The
-    caller is responsible for `value` being finite and positive.
+    Used by per-batch schedulers (MLR-SNet's, `InStepScheduler`s) that compute
+    the LR in-graph. The caller is responsible for `value` being finite and
+    positive. A scheduled LR needs `prepare(optimizer)` first.
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+        value: a scalar tensor (or float), the new LR.
+
+    Raises:
+        LearningRateError: the LR is a schedule that was not `prepare`d, or
+            neither a float nor a schedule.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import assign_learning_rate, get_learning_rate
+
+    opt = keras.optimizers.SGD(0.1)
+    assign_learning_rate(opt, keras.ops.convert_to_tensor(0.05))
+    print(round(get_learning_rate(opt), 6))  # 0.05
+    ```
     """
     opt = base_optimizer(optimizer)
     raw = opt._learning_rate
@@ -261,10 +376,30 @@ def assign_learning_rate(optimizer, value):
 
 
 def stateless_learning_rate(optimizer, optimizer_values, value):
-    """Optimizer state values with the LR (or LR multiplier) set to `value`.
+    """Returns optimizer state values with the LR (or LR multiplier) set to `value`.
 
     The stateless twin of `assign_learning_rate`, for pure train steps (JAX):
     `optimizer_values` lines up with `optimizer.variables`; nothing is written.
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+        optimizer_values: the current values of `optimizer.variables`.
+        value: a scalar tensor (or float), the new LR.
+
+    Returns:
+        A list like `optimizer_values`, with the LR's entry replaced.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import get_learning_rate, stateless_learning_rate
+
+    opt = keras.optimizers.SGD(0.1)
+    values = [v.value for v in opt.variables]
+    new = stateless_learning_rate(opt, values, 0.05)
+    print(round(get_learning_rate(opt), 6))  # 0.1: nothing was written
+    ```
     """
     # Map the given optimizer's own variables (a LossScaleOptimizer's include
     # its inner optimizer's); assign_learning_rate finds the LR inside.
@@ -279,7 +414,26 @@ def stateless_learning_rate(optimizer, optimizer_values, value):
 
 
 def scale_learning_rate(optimizer, factor):
-    """Multiplies the current LR by `factor` and returns the new LR."""
+    """Multiplies the current LR by `factor` and returns the new LR.
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+        factor: a finite positive multiplier.
+
+    Raises:
+        LearningRateError: `factor` or the resulting LR is not finite and
+            positive.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import scale_learning_rate
+
+    opt = keras.optimizers.Adam(1e-3)
+    print(round(scale_learning_rate(opt, 0.5), 6))  # 0.0005
+    ```
+    """
     factor = _check_value(factor, "learning-rate factor")
     return set_learning_rate(optimizer, get_learning_rate(optimizer) * factor)
 
@@ -289,7 +443,28 @@ def prepare(optimizer):
 
     Call from `on_train_begin`: for a schedule this installs the multiplier
     variable now, so the compiled train step (TF graph or JAX state) already
-    contains it. Returns the current LR.
+    contains it.
+
+    Args:
+        optimizer: a Keras optimizer (wrappers are unwrapped).
+
+    Returns:
+        The current LR, as a float.
+
+    Raises:
+        LearningRateError: the LR is neither a float nor a schedule.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import prepare
+
+    decay = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=100)
+    opt = keras.optimizers.Adam(decay)
+    print(round(prepare(opt), 6))                                # 0.001
+    print(any("lr_multiplier" in v.path for v in opt.variables))  # True
+    ```
     """
     opt = base_optimizer(optimizer)
     raw = opt._learning_rate

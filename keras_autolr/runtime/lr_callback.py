@@ -1,8 +1,8 @@
 """Shared base class for callbacks that control the learning rate.
 
-It owns the two behaviours every controller needs: making the optimizer's LR
-settable before the train step is compiled (`keras_autolr.runtime.lr.prepare`) and
-reporting the LR of every epoch in `logs["learning_rate"]`, so `History`,
+It owns the two behaviours every such callback needs: making the optimizer's
+LR settable before the train step is compiled (`keras_autolr.runtime.lr.prepare`)
+and reporting the LR of every epoch in `logs["learning_rate"]`, so `History`,
 `CSVLogger` and `TensorBoard` show it.
 """
 
@@ -10,21 +10,35 @@ import keras
 
 from keras_autolr.runtime import lr as lr_lib
 
+__all__ = ["LearningRateCallback", "LearningRateLogger"]
+
 
 class LearningRateCallback(keras.callbacks.Callback):
     """Base class for keras_autolr learning-rate callbacks.
 
     Subclasses call `self.get_lr()` / `self.set_lr(value)` and override the
     usual callback hooks, calling `super()` in `on_train_begin` and
-    `on_epoch_end`.
+    `on_epoch_end`. After `on_train_begin`, `self.initial_lr` holds the LR the
+    fit started with.
 
     Example:
 
     ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.lr_callback import LearningRateCallback
+
     class Halve(LearningRateCallback):
         def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 5:
+            if epoch == 1:
                 self.set_lr(self.get_lr() / 2)
+
+    x = np.random.rand(32, 4).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    history = model.fit(x, y, epochs=2, callbacks=[Halve()], verbose=0)
+    print([round(v, 6) for v in history.history["learning_rate"]])  # [0.01, 0.005]
     ```
     """
 
@@ -32,9 +46,11 @@ class LearningRateCallback(keras.callbacks.Callback):
         self.initial_lr = lr_lib.prepare(self.model.optimizer)
 
     def get_lr(self):
+        """The model optimizer's current LR, a float."""
         return lr_lib.get_learning_rate(self.model.optimizer)
 
     def set_lr(self, value):
+        """Sets the model optimizer's LR (see `keras_autolr.runtime.lr.set_learning_rate`)."""
         return lr_lib.set_learning_rate(self.model.optimizer, value)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -47,12 +63,23 @@ class LearningRateLogger(LearningRateCallback):
 
     Keras's own `LearningRateScheduler` and `ReduceLROnPlateau` log the LR;
     constant LRs and `LearningRateSchedule`s do not. Add this to see the LR in
-    `History` for any optimizer.
+    `History` for any optimizer. It only reads the LR, so a schedule is left
+    as it is.
 
     Example:
 
     ```python
-    model.fit(x, y, epochs=3, callbacks=[LearningRateLogger()])
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.lr_callback import LearningRateLogger
+
+    x = np.random.rand(32, 4).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=1, decay_rate=0.5)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(decay), loss="mse")
+    history = model.fit(x, y, batch_size=32, epochs=2, callbacks=[LearningRateLogger()], verbose=0)
+    print([round(v, 6) for v in history.history["learning_rate"]])  # [0.005, 0.0025]
     ```
     """
 

@@ -13,16 +13,24 @@ path or an `MLRSNet`), `task`, `gamma`, `num_classes`, `vocab_size`, `scale`,
 Example:
 
 ```python
-setup = keras_autolr.harness.methods.make_setup("mlrsnet", initial_lr=0.1, epochs=10,
-                                        steps_per_epoch=100, optimizer="sgd")
-model.compile(optimizer=setup.optimizer, loss=...)
-model.fit(x, y, epochs=10, callbacks=setup.callbacks)
+import keras, numpy as np
+from keras_autolr.harness import methods
+
+setup = methods.make_setup("mlrsnet", initial_lr=0.1, epochs=2, steps_per_epoch=4, optimizer="sgd")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+model.compile(optimizer=setup.optimizer, loss="sparse_categorical_crossentropy")
+x, y = np.random.rand(128, 4), np.random.randint(0, 3, 128)
+model.fit(x, y, batch_size=32, epochs=2, callbacks=setup.callbacks, verbose=0)
 ```
+
+The module registers its setups when imported and exports nothing.
 """
 
 from keras_autolr.harness.methods import Setup, make_optimizer, register
 from keras_autolr.runtime.mlrsnet.hypergradient import HypergradientDescent
 from keras_autolr.runtime.mlrsnet.scheduler import MLRSNetScheduler
+
+__all__ = []
 
 _KEYS = ("task", "gamma", "num_classes", "vocab_size", "scale", "checkpoints", "swap_at", "min_lr", "record_every", "cross_modal")
 

@@ -46,6 +46,7 @@ from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import zoo
 from keras_autolr.runtime.arc.controller import FACTORS
 from keras_autolr.harness.methods import make_optimizer
+from keras_autolr.runtime.snapshot import Snapshot, restore, snapshot  # noqa: F401  (re-exported)
 
 __all__ = ["Snapshot", "snapshot", "restore", "TaskRunner", "run_chain", "generate", "merge", "parse_shard"]
 
@@ -53,45 +54,37 @@ OPTIMIZERS = ("adam", "sgd", "rmsprop")
 MAIN_CYCLES = 10
 
 
-class Snapshot:
-    """Copies of a model's and its optimizer's variables (a checkpoint in memory)."""
-
-    def __init__(self, model_values, optimizer_values):
-        self.model_values = model_values
-        self.optimizer_values = optimizer_values
-
-
-def snapshot(model):
-    """Checkpoints weights and the full optimizer state (moments, iteration count, LR)."""
-    to_np = keras.ops.convert_to_numpy
-    return Snapshot(
-        [np.array(to_np(v)) for v in model.variables],
-        [np.array(to_np(v)) for v in model.optimizer.variables],
-    )
-
-
-def restore(model, snap):
-    """Restores a `snapshot` exactly (variable by variable)."""
-    if len(snap.model_values) != len(model.variables) or len(snap.optimizer_values) != len(model.optimizer.variables):
-        raise ValueError("This snapshot was taken from a different model or optimizer.")
-    for v, val in zip(model.variables, snap.model_values):
-        v.assign(val)
-    for v, val in zip(model.optimizer.variables, snap.optimizer_values):
-        v.assign(val)
-
-
 class TaskRunner:
     """Trains one compiled task model epoch by epoch with a tight loop.
 
     `train_on_batch` returns each batch's own loss (metrics are reset per
     call), which is exactly the per-batch signal ARC records.
+
+    Args:
+        task: a zoo task (`keras_autolr.harness.zoo.get_task`).
+        optimizer: `"adam"`, `"sgd"` or `"rmsprop"`.
+        learning_rate: the initial LR.
+        seed: seeds Keras and the model's initialisation.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.harness import zoo
+    from keras_autolr.pipelines.arc.generate import TaskRunner
+
+    runner = TaskRunner(zoo.get_task("digits_mlp"), "adam", 1e-3, seed=0)
+    train, val = runner.train_epochs(1, np.random.default_rng(0))
+    print(len(train), len(val))  # 8 1: one loss per batch, one validation loss per epoch
+    ```
     """
 
     def __init__(self, task, optimizer, learning_rate, seed):
         self.task = task
-        self.x, self.y, self.xv, self.yv = task.data()
+        data = task.data()
+        self.x, self.y, self.xv, self.yv = data.x_train, data.y_train, data.x_val, data.y_val
         keras.utils.set_random_seed(seed)
-        self.model = task.build(seed)
+        self.model = task.build_model(seed=seed)
         self.model.compile(optimizer=make_optimizer(optimizer, learning_rate), loss=zoo.make_loss(task.loss))
         # Build the optimizer so snapshots include its state from the start.
         self.model.optimizer.build(self.model.trainable_variables)
@@ -130,7 +123,31 @@ def _draw(task, chain_id, base_seed):
 def run_chain(task, chain_id, base_seed=0, cycles=MAIN_CYCLES, n=None):
     """Runs one chain; returns a dict of numpy arrays and attributes.
 
-    Stops early (fewer cycles) if the main training diverges.
+    Stops early (fewer cycles) if the main training diverges. The optimizer,
+    initial LR and cycle length are drawn from `(base_seed, chain_id)`.
+
+    Args:
+        task: a zoo task (`keras_autolr.harness.zoo.get_task`).
+        chain_id: the chain's number (seeds its draws and batch orders).
+        base_seed: seed shared by all chains of a data set.
+        cycles: main cycles (the paper: 10).
+        n: epochs per cycle; `None` uses the drawn one (1..10).
+
+    Returns:
+        A dict with `task`, `optimizer`, `n`, `steps_per_epoch` and the
+        arrays `train_loss` (cycles, n * steps), `val_loss` (cycles, n),
+        `lr` (cycles,), `branch_val` (cycles - 1, 3) and `chosen`
+        (cycles - 1,), the branch training went on with.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import zoo
+    from keras_autolr.pipelines.arc.generate import run_chain
+
+    rec = run_chain(zoo.get_task("digits_mlp"), chain_id=0, cycles=2, n=1)
+    print(rec["optimizer"], rec["train_loss"].shape, rec["branch_val"].shape)  # rmsprop (2, 8) (1, 3)
+    ```
     """
     rng, optimizer, r, n_drawn = _draw(task, chain_id, base_seed)
     n = n or n_drawn
@@ -179,7 +196,22 @@ def run_chain(task, chain_id, base_seed=0, cycles=MAIN_CYCLES, n=None):
 
 
 def parse_shard(text):
-    """Parses `"i/k"` into (i, k) with 0 <= i < k."""
+    """Parses `"i/k"` into (i, k) with 0 <= i < k.
+
+    Args:
+        text: the `--shard` value, e.g. `"0/2"`.
+
+    Raises:
+        ValueError: not of the form `i/k` with 0 <= i < k.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.generate import parse_shard
+
+    print(parse_shard("1/4"))  # (1, 4): chains 1, 5, 9, ...
+    ```
+    """
     try:
         i, k = (int(p) for p in str(text).split("/"))
     except ValueError:
@@ -208,8 +240,31 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
 
     Chain `c` trains task `tasks[c % len(tasks)]` (its `large` variant if
-    `large`; keep one setting per file). Returns the number of
-    samples (decisions) in the file.
+    `large`; keep one setting per file). Unfinished chains left by a crash
+    are deleted and rerun.
+
+    Args:
+        out: the HDF5 file to create or extend.
+        chains: the number of chains over all shards.
+        shard: `"i/k"`: run the chains with `id % k == i`.
+        tasks: zoo task names (default: the whole zoo).
+        base_seed: seed shared by all chains of a data set.
+        log: progress printer (one line per chain).
+        time_limit: seconds after which no new chain is started.
+        large: use the tasks' 8x-data-per-epoch variants.
+
+    Returns:
+        The number of samples (decisions) in the file.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.generate import generate
+
+    # base_seed 3 draws 1-epoch cycles for chain 0, so this takes seconds.
+    print(generate("arc.h5", chains=1, tasks=["digits_mlp"], base_seed=3))  # 9
+    print(generate("arc.h5", chains=1, tasks=["digits_mlp"], base_seed=3))  # 9 again: chain 0 is done
+    ```
     """
     i, k = parse_shard(shard)
     tasks = list(tasks or zoo.names())
@@ -237,7 +292,27 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
 
 
 def merge(paths, out):
-    """Copies the complete chains of several shard files into `out`."""
+    """Copies the complete chains of several shard files into `out`.
+
+    Args:
+        paths: shard files (`out` itself is skipped if listed).
+        out: the HDF5 file to create or extend; chains already in it are kept.
+
+    Returns:
+        The number of chains in `out`.
+
+    Example:
+
+    ```python
+    import h5py
+    from keras_autolr.pipelines.arc.generate import merge
+
+    for i in range(2):  # two one-chain shards (real ones come from `generate`)
+        with h5py.File(f"shard{i}.h5", "w") as f:
+            f.create_group(f"chain_{i:06d}").attrs["complete"] = True
+    print(merge(["shard0.h5", "shard1.h5"], "arc.h5"))  # 2
+    ```
+    """
     with h5py.File(out, "a") as dst:
         for p in paths:
             if os.path.abspath(p) == os.path.abspath(out):

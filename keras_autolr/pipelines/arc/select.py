@@ -15,14 +15,11 @@ the earlier candidate, so list the incumbent first. `select_controller` runs
 the proxy (resumable: one JSON record per run) and writes `selection.json` and
 `selection.md`.
 
-Example:
+Example (command line; `select_controller` below runs one in miniature):
 
-```python
-report = select_controller(["saved_controllers/arc.keras", "runs/c1.keras"], "runs/arc_select")
-report["chosen"], report["scores"]
 ```
-
-CLI: `keras-autolr arc select --candidates a.keras b.keras --out runs/arc_select`.
+keras-autolr arc select --candidates saved_controllers/arc.keras runs/c1.keras --out runs/arc_select
+```
 """
 
 import json
@@ -30,17 +27,17 @@ import pathlib
 
 import numpy as np
 
-from keras_autolr.harness import runner as experiment
+from keras_autolr.harness import runner
 from keras_autolr.harness import tasks as tasks_lib
 
-__all__ = ["PROXY_TASK", "PROXY_LRS", "proxy_scores", "choose", "select_controller"]
+__all__ = ["PROXY_TASK", "PROXY_LRS", "proxy_scores", "choose", "select_controller", "selection_table"]
 
 PROXY_TASK = "fashion_mnist_resnet9"
 PROXY_LRS = (1e-2, 1e-3, 1e-4)
 
 
 def proxy_scores(records):
-    """Per label: mean best metric per initial LR over seeds, and their mean.
+    """Scores each label: mean best metric per initial LR over seeds, and their mean.
 
     Args:
         records: run records with a `"label"` (candidate or baseline name),
@@ -50,6 +47,20 @@ def proxy_scores(records):
     Returns:
         `{label: {"per_lr": {"1e-3": mean, ...}, "std_per_lr": {...}, "score": mean,
         "runs": n, "mode": "max" | "min"}}`, initial LRs keyed as `f"{lr:g}"`.
+
+    Raises:
+        ValueError: no records.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.select import proxy_scores
+
+    records = [{"label": "arc", "initial_lr": lr, "best": best}
+               for lr, best in [(1e-2, 0.80), (1e-2, 0.84), (1e-3, 0.90), (1e-3, None)]]
+    scores = proxy_scores(records)
+    print(scores["arc"]["per_lr"])  # {'0.01': 0.82, '0.001': -inf}: a diverged run sinks its LR
+    ```
     """
     if not records:
         raise ValueError("No proxy runs to score; run the proxy first.")
@@ -80,6 +91,24 @@ def choose(scores, candidates, tol=1e-6):
 
     Scores closer than `tol` are a tie: metrics arrive as float32 (an accuracy
     of 0.886 is 0.88599998...), so equal results can differ in the last bits.
+
+    Args:
+        scores: `proxy_scores` output.
+        candidates: labels to choose among, incumbent first.
+        tol: the largest score difference that is still a tie.
+
+    Raises:
+        ValueError: a candidate has no score.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.select import choose
+
+    scores = {"arc": {"score": 0.886, "mode": "max"}, "c1": {"score": 0.88599998, "mode": "max"},
+              "c2": {"score": 0.87, "mode": "max"}}
+    print(choose(scores, ["arc", "c1", "c2"]))  # arc: c1 only ties it
+    ```
     """
     missing = [c for c in candidates if c not in scores]
     if missing:
@@ -113,6 +142,23 @@ def select_controller(candidates, out_dir, *, task=PROXY_TASK, initial_lrs=PROXY
 
     Returns:
         The report dict (also written to `out_dir/selection.json`).
+
+    Raises:
+        ValueError: two candidates share a file name.
+        FileNotFoundError: a candidate file does not exist.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.select import select_controller
+    from keras_autolr.runtime.arc import default_controller_path
+
+    # The shipped controller alone, on a tiny stand-in proxy (digits, 2 epochs).
+    report = select_controller([default_controller_path()], "arc_select", task="digits_cnn",
+                               initial_lrs=(1e-3,), seeds=(0,), size="smoke", frequency=1,
+                               log=lambda s: None)
+    print(report["chosen"], report["scores"]["arc"]["per_lr"])  # arc {'0.001': ...}
+    ```
     """
     labels = [_label(c) for c in candidates]
     if len(set(labels)) != len(labels):
@@ -125,8 +171,8 @@ def select_controller(candidates, out_dir, *, task=PROXY_TASK, initial_lrs=PROXY
     jobs = [(lab, "arc", {"controller": str(c), "frequency": frequency})
             for lab, c in zip(labels, candidates)]
     jobs += [(b, b, None) for b in baselines]
-    records = experiment.run_grid(task_obj, jobs, initial_lrs, seeds, out_dir, size=size,
-                                  optimizer=optimizer, log=log)
+    records = runner.run_grid(task_obj, jobs, initial_lrs, seeds, out_dir, size=size,
+                              optimizer=optimizer, log=log)
     scores = proxy_scores(records)
     chosen = choose(scores, labels)
     report = {
@@ -143,7 +189,25 @@ def select_controller(candidates, out_dir, *, task=PROXY_TASK, initial_lrs=PROXY
 
 
 def selection_table(report):
-    """Markdown table of a selection report (candidates first, then baselines)."""
+    """Returns the Markdown table of a selection report (candidates first, then baselines).
+
+    Args:
+        report: the dict `select_controller` returns (or its `selection.json`).
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.select import choose, proxy_scores, selection_table
+
+    records = [{"label": label, "initial_lr": 1e-3, "best": best}
+               for label, best in [("arc", 0.91), ("c1", 0.89), ("constant", 0.90)]]
+    scores = proxy_scores(records)
+    report = {"task": "toy", "size": "smoke", "optimizer": "adam", "seeds": [0], "frequency": 3,
+              "initial_lrs": [1e-3], "candidates": {"arc": "arc.keras", "c1": "c1.keras"},
+              "baselines": ["constant"], "scores": scores, "chosen": choose(scores, ["arc", "c1"])}
+    print(selection_table(report))
+    ```
+    """
     lrs = [f"{float(x):g}" for x in report["initial_lrs"]]
     head = "| controller | " + " | ".join(f"LR {lr}" for lr in lrs) + " | score |"
     rows = [f"# ARC controller selection on `{report['task']}` ({report['size']}, {report['optimizer']}, "

@@ -11,11 +11,10 @@ data.
 Note: as in the paper, the held-out 30% both selects the best epoch and
 reports it, so the reported weighted accuracy is slightly optimistic.
 
-Example:
+Example (command line; `train_controller` below runs one in miniature):
 
-```python
-report = train_controller("data/arc.h5", "saved_controllers/arc.keras", epochs=300)
-report["heldout"]["weighted_accuracy"], report["heldout"]["confusion"]
+```
+keras-autolr arc train --data data/arc.h5 --out saved_controllers/arc.keras --report arc_report.json
 ```
 """
 
@@ -33,7 +32,24 @@ __all__ = ["split_by_chain", "zero_val_column", "confusion_matrix", "evaluate", 
 
 
 def split_by_chain(chains, train_fraction=0.7, seed=0):
-    """Boolean mask of training samples: a random 70% of the chains."""
+    """Returns the boolean mask of training samples: those of a random 70% of the chains.
+
+    Args:
+        chains: the chain id of every sample.
+        train_fraction: the fraction of chains (rounded) put in training.
+        seed: seeds the draw of chains.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.pipelines.arc.train import split_by_chain
+
+    chains = np.repeat(np.arange(10), 3)  # 10 chains, 3 samples each
+    mask = split_by_chain(chains)
+    print(mask.sum(), len(set(chains[mask]) & set(chains[~mask])))  # 21 0
+    ```
+    """
     ids = np.unique(chains)
     rng = np.random.default_rng(seed)
     rng.shuffle(ids)
@@ -42,21 +58,79 @@ def split_by_chain(chains, train_fraction=0.7, seed=0):
 
 
 def zero_val_column(x, fraction, rng):
-    """Copy of `x` with the validation column zeroed in `fraction` of the windows."""
+    """Returns a copy of `x` with the validation column zeroed in `fraction` of the windows.
+
+    Args:
+        x: windows, shape (N, 300, 3).
+        fraction: the probability that a window's column 1 is zeroed.
+        rng: a `numpy.random.Generator`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.pipelines.arc.train import zero_val_column
+
+    x = np.ones((4, 300, 3), "float32")
+    out = zero_val_column(x, 1.0, np.random.default_rng(0))
+    print(out[:, :, 1].max(), x[:, :, 1].max())  # 0.0 1.0: the input is untouched
+    ```
+    """
     x = x.copy()
     x[rng.random(len(x)) < fraction, :, 1] = 0.0
     return x
 
 
 def confusion_matrix(y_true, y_pred):
-    """3x3 counts, rows = predicted, columns = actual (paper Table 2 layout)."""
-    cm = np.zeros((3, 3), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_pred), np.asarray(y_true)), 1)
-    return cm
+    """Returns the 3x3 counts, rows = predicted, columns = actual (paper Table 2 layout).
+
+    Args:
+        y_true: actual labels (0 raise, 1 keep, 2 lower).
+        y_pred: predicted labels.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.arc.train import confusion_matrix
+
+    print(confusion_matrix(y_true=[0, 1, 2, 2], y_pred=[0, 1, 1, 2]))
+    # [[1 0 0]
+    #  [0 1 1]
+    #  [0 0 1]]
+    ```
+    """
+    try:
+        from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+    except ImportError as e:
+        raise ImportError("ARC's confusion matrix uses scikit-learn: pip install 'keras-autolr[data]'.") from e
+    # scikit-learn's rows are actual labels: transpose to the paper's layout.
+    return sk_confusion_matrix(np.asarray(y_true), np.asarray(y_pred), labels=[0, 1, 2]).T.astype(np.int64)
 
 
 def evaluate(model, x, y):
-    """Confusion matrix, weighted accuracy (Eq. 1) and plain accuracy of `model` on (x, y)."""
+    """Returns the confusion matrix, weighted accuracy (Eq. 1) and plain accuracy of `model` on (x, y).
+
+    Args:
+        model: a controller.
+        x: windows, shape (N, 300, 3).
+        y: labels, shape (N,).
+
+    Returns:
+        A dict with `confusion` (a nested list), `weighted_accuracy`,
+        `accuracy` and `n`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.pipelines.arc.train import evaluate
+    from keras_autolr.runtime.arc import build_controller
+
+    x = np.random.default_rng(0).normal(size=(6, 300, 3)).astype("float32")
+    res = evaluate(build_controller(seed=0), x, np.array([0, 1, 2, 0, 1, 2]))
+    print(res["n"], sorted(res))  # 6 ['accuracy', 'confusion', 'n', 'weighted_accuracy']
+    ```
+    """
     pred = np.argmax(model.predict(x, batch_size=512, verbose=0), axis=-1)
     cm = confusion_matrix(y, pred)
     return {
@@ -75,8 +149,39 @@ def train_controller(data, out, epochs=300, batch_size=128, learning_rate=1e-4,
     from the paper, whose data we cannot match in size: with few samples the
     rare "lower" class is otherwise never predicted).
 
-    Returns a report dict (sample counts, label balance, held-out metrics with
-    and without the validation column).
+    Args:
+        data: an HDF5 file of chains (`keras_autolr.pipelines.arc.generate`).
+        out: the `.keras` file for the best controller (saved uncompiled).
+        epochs, batch_size, learning_rate: the training run (Adam).
+        zero_val_fraction: the share of training windows whose validation
+            column is zeroed each epoch.
+        balanced: weight classes inversely to their frequency.
+        seed: seeds the split, the initialisation and the zeroing.
+        log: progress printer.
+        report_path: also write the report there as JSON.
+
+    Returns:
+        A report dict (sample counts, label balance, held-out metrics with
+        and without the validation column, per-epoch `history`).
+
+    Example:
+
+    ```python
+    import h5py
+    import numpy as np
+    from keras_autolr.pipelines.arc.train import train_controller
+
+    rng = np.random.default_rng(1)
+    with h5py.File("toy_chains.h5", "w") as f:  # 4 toy chains in generate's layout
+        for c in range(4):
+            chain = f.create_group(f"chain_{c:06d}")
+            loss = np.sort(rng.random((4, 6)))[:, ::-1] + 1.0  # 4 cycles, 1 epoch x 6 batches
+            chain.update(train_loss=loss, val_loss=loss[:, -1:], lr=[1e-3] * 4,
+                         branch_val=rng.random((3, 3)), chosen=rng.integers(0, 3, 3))
+            chain.attrs.update(chain_id=c, task="toy", optimizer="sgd", n=1, complete=True)
+    report = train_controller("toy_chains.h5", "toy_arc.keras", epochs=1, log=lambda s: None)
+    print(report["samples"], report["heldout"]["confusion"])
+    ```
     """
     x, y, meta = labels.build_dataset(data)
     mask = split_by_chain(meta["chain"], seed=seed)

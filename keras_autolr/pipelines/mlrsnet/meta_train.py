@@ -25,12 +25,12 @@ Runs on TensorFlow (`tf.GradientTape` in `tf.function`s) and on JAX (pure
 a GPU); the two share everything else: data order, gamma, checkpoints,
 resume snapshots and history. The meta-test (`MLRSNetScheduler`) runs on both.
 
-Example:
+Example (command line, the run behind the shipped image net; `meta_train`
+below runs one in miniature):
 
-```python
-net, history = meta_train(model, x, y, num_classes=10, epochs=30, t_val=20,
-                          checkpoint_dir="runs/mlrsnet_image")
-net.save("mlrsnet_image.keras")
+```
+keras-autolr mlrsnet meta-train --task image --data cifar10 --n-train 10000 \\
+    --epochs 30 --t-val 20 --checkpoint-dir runs/mlrsnet_image --out mlrsnet_image.keras
 ```
 """
 
@@ -43,7 +43,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime import snapshot as snapshot_lib
 from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
 from keras_autolr.runtime.mlrsnet.gamma import EmptyDataError
 from keras_autolr.runtime.mlrsnet.net import MLRSNet, cell_step, check_mode
@@ -56,6 +58,30 @@ def carve_validation(x, y, val_size, num_classes=None, seed=0):
 
     Balanced per class when `y` is a 1-D label vector and `num_classes` is
     given (the reference: 100 images per CIFAR-10 class); random otherwise.
+
+    Args:
+        x, y: the training data (numpy).
+        val_size: the number of validation examples, 1 to `len(x) - 1`.
+        num_classes: classes, for a balanced split (`None`: random).
+        seed: seeds the draw.
+
+    Returns:
+        `(x_train, y_train, x_val, y_val)`.
+
+    Raises:
+        EmptyDataError: `x` is empty.
+        ValueError: `val_size` is out of range.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.pipelines.mlrsnet.meta_train import carve_validation
+
+    x, y = np.arange(40.0).reshape(20, 2), np.repeat([0, 1], 10)
+    xt, yt, xv, yv = carve_validation(x, y, val_size=6, num_classes=2)
+    print(len(xt), np.bincount(yv))  # 14 [3 3]
+    ```
     """
     n = len(x)
     if n == 0:
@@ -82,12 +108,20 @@ def carve_validation(x, y, val_size, num_classes=None, seed=0):
 
 
 def checkpoint_epochs(epochs):
-    """The reference's early / middle / late checkpoint epochs: 1, E/2, E."""
+    """Returns the reference's early / middle / late checkpoint epochs: 1, E/2, E.
+
+    Args:
+        epochs: the length of the meta-training run.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.mlrsnet.meta_train import checkpoint_epochs
+
+    print(checkpoint_epochs(30), checkpoint_epochs(1))  # [1, 15, 30] [1]
+    ```
+    """
     return sorted({1, max(1, epochs // 2), epochs})
-
-
-def _snapshot_arrays(variables):
-    return [np.asarray(ops.convert_to_numpy(v)) for v in variables]
 
 
 def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=None, vocab_size=None,
@@ -118,6 +152,30 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
 
     Returns:
         (net, history) where history is a list of per-epoch dicts.
+
+    Raises:
+        NotImplementedError: the backend is neither TensorFlow nor JAX.
+        EmptyDataError: `x` is empty.
+        ValueError: text mode without `vocab_size`, or a bad `val_size`.
+
+    Example:
+
+    ```python
+    import pathlib
+
+    import keras
+    import numpy as np
+    from keras_autolr.pipelines.mlrsnet.meta_train import meta_train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])  # logits
+    net, history = meta_train(model, x, y, num_classes=2, val_size=32, t_val=2, epochs=2,
+                              batch_size=16, checkpoint_dir="mlrsnet_run", log=lambda s: None)
+    print(len(history), sorted(p.name for p in pathlib.Path("mlrsnet_run").iterdir()))
+    # 2 ['history.json', 'mlrsnet_epoch001.keras', 'mlrsnet_epoch002.keras', 'resume.npz']
+    ```
     """
     backend = keras.backend.backend()
     if backend not in ("tensorflow", "jax"):
@@ -166,9 +224,9 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         snap = ckdir / "resume.npz"
         if snap.exists():
             data = np.load(snap)
-            arrays = [data[f"a{i}"] for i in range(len(state_vars))]
-            for v, a in zip(state_vars, arrays):
-                v.assign(a)
+            # Every array of the file, so a file from another run fails clearly.
+            snapshot_lib.assign_values(state_vars, [data[f"a{i}"] for i in range(len(data.files))],
+                                       "meta-training variables")
             meta = json.loads((ckdir / "history.json").read_text())
             history, start, gamma = meta["history"], meta["epoch"], meta["gamma"]
             rng = np.random.default_rng(seed + 7919 * start)
@@ -219,9 +277,10 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         if ckdir is not None:
             if (epoch + 1) in keep:
                 net.save(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras")
-            np.savez(ckdir / "resume.tmp.npz", **{f"a{i}": a for i, a in enumerate(_snapshot_arrays(state_vars))})
-            (ckdir / "resume.tmp.npz").replace(ckdir / "resume.npz")
-            (ckdir / "history.json").write_text(json.dumps({"epoch": epoch + 1, "gamma": gamma, "history": history}))
+            io_lib.atomic_save_npz(ckdir / "resume.npz",
+                                   **{f"a{i}": a for i, a in enumerate(snapshot_lib.variable_values(state_vars))})
+            io_lib.atomic_write_json(ckdir / "history.json", {"epoch": epoch + 1, "gamma": gamma, "history": history},
+                                     indent=None)
     return net, history
 
 

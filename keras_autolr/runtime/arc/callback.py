@@ -1,57 +1,9 @@
 """ARC: a Keras callback that lets a trained controller steer the learning rate.
 
-Every `frequency` epochs (a *cycle*), ARC shows its controller the last three
-cycles of training (every batch's training loss, every epoch's validation
-loss, each cycle's LR) and multiplies the LR by 1.618 (raise), 1 (keep) or
-0.618 (lower), whichever the controller finds most likely to help
-(Autonomous Learning Rate Control, Wu et al.). It needs no tuning and works
-with or without validation data.
-
-Example:
-
-```python
-model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
-history = model.fit(x, y, validation_split=0.1, epochs=30,
-                    callbacks=[keras_autolr.ARC(verbose=1)])
-history.history["arc_decision"]   # -1 (no decision), 0 raise, 1 keep, 2 lower
-```
-
-Args:
-    controller: path of a controller saved in `.keras` format, a
-        `keras.Model` mapping (None, 300, 3) to (None, 3), or `None` for the
-        controller shipped with keras_autolr (`saved_controllers/arc.keras`).
-    frequency: epochs per cycle (an int >= 1), or `"auto"` (default) for
-        about 10 decisions over the run, as the paper's section 5 recommends:
-        `max(1, epochs // 10)`. The paper's CIFAR-10 setting is 3 (30 epochs).
-    use_validation: `False` hides the validation loss from the controller
-        (its column is zeroed, as for a fit without validation data); useful
-        when validation loss is much noisier than training loss (e.g. early
-        BatchNorm statistics on short epochs).
-    verbose: 1 prints each decision.
-
-Logs written every epoch (for `History`, `CSVLogger`, `TensorBoard`):
-`learning_rate` (the LR used in that epoch), `arc_decision` (-1 when no
-decision was made at the end of that epoch, else 0 raise / 1 keep / 2 lower)
-and `arc_p_raise`, `arc_p_keep`, `arc_p_lower` (NaN when no decision).
-
-Behaviour worth knowing:
-    * Per-batch losses are recovered from Keras's running epoch mean by
-      differencing (`logs["loss"]` after batch k is the mean of batches
-      0..k); Keras weights that mean by batch size, so the value for a
-      smaller last batch is approximate. With `steps_per_execution > 1` one
-      value is recorded per execution.
-    * The batch hook only stores that value, so ARC is `async_safe`: on
-      backends where Keras dispatches batch callbacks on a worker thread (JAX),
-      it does not make each step wait for the host. Values are keyed by batch
-      index and put in order at the end of the epoch.
-    * The shipped (or any path-given) controller is loaded and its forward
-      pass compiled once per process and shared by every ARC instance.
-    * A non-finite training or validation loss in an epoch makes ARC lower
-      the LR (x0.618) at the end of that epoch without asking the
-      controller; non-finite values are kept out of the window, and ARC never
-      writes a non-finite LR.
-    * If the run is too short for a single decision, ARC warns and keeps the LR.
-    * State resets at the start of every `fit`.
+`ARC` is the callback (its docstring has the arguments, the logs it writes and
+the behaviour worth knowing); `auto_frequency` is its default number of epochs
+between decisions. The controller network is in `controller.py`, its input
+window in `preprocessing.py`.
 """
 
 import math
@@ -61,7 +13,7 @@ import warnings
 
 import keras
 import numpy as np
-from keras.src.utils import io_utils
+from absl import logging as absl_logging  # a Keras dependency; where Keras's own messages go
 
 from keras_autolr.runtime.arc import controller as controller_lib
 from keras_autolr.runtime.arc.controller import CLASS_NAMES, FACTORS, KEEP, LOWER
@@ -100,12 +52,103 @@ def _predictor_for_path(path):
 
 
 def auto_frequency(epochs, decisions=10):
-    """Epochs per cycle giving about `decisions` decisions over `epochs` epochs."""
+    """Returns the epochs per cycle giving about `decisions` decisions over `epochs` epochs.
+
+    Args:
+        epochs: the length of the fit.
+        decisions: how many decisions to aim for (the paper: about 10).
+
+    Returns:
+        `max(1, epochs // decisions)`.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.callback import auto_frequency
+
+    print(auto_frequency(30), auto_frequency(5))  # 3 1
+    ```
+    """
     return max(1, int(epochs) // int(decisions))
 
 
 class ARC(LearningRateCallback):
-    __doc__ = __doc__
+    """Raises, keeps or lowers the learning rate every few epochs, as a trained controller decides.
+
+    Every `frequency` epochs (a *cycle*), ARC shows its controller the last
+    three cycles of training (every batch's training loss, every epoch's
+    validation loss, each cycle's LR) and multiplies the LR by 1.618 (raise),
+    1 (keep) or 0.618 (lower), whichever the controller finds most likely to
+    help (Autonomous Learning Rate Control, Wu et al.). It needs no tuning and
+    works with or without validation data.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr import ARC
+
+    keras.utils.set_random_seed(0)
+    x = np.random.rand(256, 8).astype("float32")
+    y = x @ np.random.rand(8, 1).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+    history = model.fit(x, y, validation_split=0.25, epochs=3, batch_size=32, verbose=0,
+                        callbacks=[ARC(frequency=1, verbose=1)])
+    print(history.history["arc_decision"])   # -1 (no decision), 0 raise, 1 keep, 2 lower
+    print([round(v, 6) for v in history.history["learning_rate"]])  # the LR each epoch used
+    ```
+
+    Args:
+        controller: path of a controller saved in `.keras` format, a
+            `keras.Model` mapping (None, 300, 3) to (None, 3), or `None` for
+            the controller shipped with keras_autolr
+            (`saved_controllers/arc.keras`).
+        frequency: epochs per cycle (an int >= 1), or `"auto"` (default) for
+            about 10 decisions over the run, as the paper's section 5
+            recommends: `max(1, epochs // 10)`. The paper's CIFAR-10 setting
+            is 3 (30 epochs).
+        use_validation: `False` hides the validation loss from the controller
+            (its column is zeroed, as for a fit without validation data);
+            useful when validation loss is much noisier than training loss
+            (e.g. early BatchNorm statistics on short epochs).
+        verbose: 1 prints each decision.
+
+    Raises:
+        ValueError: `frequency` is neither `"auto"` nor a positive int.
+        ControllerError: `controller` is of the wrong type or shape (a file
+            is checked when training begins).
+
+    Logs written every epoch (for `History`, `CSVLogger`, `TensorBoard`):
+    `learning_rate` (the LR used in that epoch), `arc_decision` (-1 when no
+    decision was made at the end of that epoch, else 0 raise / 1 keep / 2
+    lower) and `arc_p_raise`, `arc_p_keep`, `arc_p_lower` (NaN when no
+    decision). `self.decisions` lists every decision with the LR before and
+    after.
+
+    Behaviour worth knowing:
+        * Per-batch losses are recovered from Keras's running epoch mean by
+          differencing (`logs["loss"]` after batch k is the mean of batches
+          0..k); Keras weights that mean by batch size, so the value for a
+          smaller last batch is approximate. With `steps_per_execution > 1`
+          one value is recorded per execution.
+        * The batch hook only stores that value, so ARC is `async_safe`: on
+          backends where Keras dispatches batch callbacks on a worker thread
+          (JAX), it does not make each step wait for the host. Values are
+          keyed by batch index and put in order at the end of the epoch.
+        * The shipped (or any path-given) controller is loaded and its
+          forward pass compiled once per process and shared by every ARC
+          instance.
+        * A non-finite training or validation loss in an epoch makes ARC
+          lower the LR (x0.618) at the end of that epoch without asking the
+          controller; non-finite values are kept out of the window, and ARC
+          never writes a non-finite LR.
+        * If the run is too short for a single decision, ARC warns and keeps
+          the LR.
+        * State resets at the start of every `fit`.
+    """
 
     # The batch hook only stores a scalar under a lock (see _await_batches).
     async_safe = True
@@ -300,10 +343,13 @@ class ARC(LearningRateCallback):
             why = f" ({reason})" if reason else (
                 " (p raise {:.2f}, keep {:.2f}, lower {:.2f})".format(*probs)
             )
-            io_utils.print_msg(
-                f"\nEpoch {epoch + 1}: ARC {CLASS_NAMES[choice]}s the learning rate "
-                f"{old:.3g} -> {new:.3g}{why}."
-            )
+            msg = (f"\nEpoch {epoch + 1}: ARC {CLASS_NAMES[choice]}s the learning rate "
+                   f"{old:.3g} -> {new:.3g}{why}.")
+            # As Keras's callbacks print: stdout, or absl logging when interactive logging is off.
+            if keras.config.is_interactive_logging_enabled():
+                print(msg, flush=True)
+            else:
+                absl_logging.info(msg)
         return choice
 
     # -- config --------------------------------------------------------------

@@ -9,10 +9,14 @@ Output classes: 0 raise the LR (x1.618), 1 keep it, 2 lower it (x0.618).
 Example:
 
 ```python
-model = build_controller()
-model.count_params()                 # 79043
-ctrl = load_controller("saved_controllers/arc.keras")
-probs = predict(ctrl, window)        # numpy (3,), sums to 1
+from keras_autolr.runtime.arc.controller import Predictor, build_controller, load_controller
+from keras_autolr.runtime.arc.preprocessing import build_window
+
+print(build_controller().count_params())  # 79043
+ctrl = load_controller()                  # the shipped saved_controllers/arc.keras
+window = build_window([[2.3, 2.1, 2.0]], [[2.05]], [1e-3])
+probs = Predictor(ctrl)(window)           # numpy (3,): p(raise), p(keep), p(lower)
+print(round(float(probs.sum()), 4))       # 1.0
 ```
 """
 
@@ -45,7 +49,11 @@ INPUT_SHAPE = (WINDOW, 3)
 
 
 class ControllerError(ValueError):
-    """Raised for a controller file or model ARC cannot use."""
+    """Raised for a controller file or model ARC cannot use.
+
+    The message says what is wrong (missing file, unreadable file, wrong
+    input/output shape) and how to get a usable controller.
+    """
 
 
 @keras.saving.register_keras_serializable(package="keras_autolr")
@@ -55,6 +63,27 @@ def arc_loss(y_true, y_pred):
     The second term (reference implementation) sharpens the direction of a
     change: it penalises putting raise-probability on a lower label and vice
     versa more than the 3-way term alone does.
+
+    Args:
+        y_true: one-hot labels, shape (batch, 3), columns (raise, keep, lower).
+        y_pred: predicted probabilities, shape (batch, 3).
+
+    Returns:
+        The per-sample loss, shape (batch,).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.arc.controller import arc_loss
+
+    y_true = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], "float32")
+    y_pred = np.array([[0.8, 0.1, 0.1], [0.6, 0.2, 0.2]], "float32")
+    print(np.asarray(arc_loss(y_true, y_pred)).round(3))  # [0.194 1.436]: raise on a lower label costs most
+    ```
+
+    It is the loss `keras_autolr.pipelines.arc.train` compiles the controller
+    with: `model.compile(keras.optimizers.Adam(1e-4), loss=arc_loss)`.
     """
     ops = keras.ops
     y_true = ops.cast(y_true, y_pred.dtype)
@@ -66,7 +95,27 @@ def arc_loss(y_true, y_pred):
 
 
 def build_controller(seed=None):
-    """Returns an uncompiled controller with the paper's architecture."""
+    """Returns an uncompiled controller with the paper's architecture.
+
+    Args:
+        seed: seed of the Glorot-uniform kernel initialisers (`None`: random).
+
+    Returns:
+        A `keras.Sequential` named `"arc_controller"`, (None, 300, 3) to
+        (None, 3) softmax probabilities (raise, keep, lower).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.arc.controller import build_controller
+
+    model = build_controller(seed=0)
+    print(model.count_params())  # 79043
+    probs = model.predict(np.zeros((2, 300, 3), "float32"), verbose=0)
+    print(probs.shape)           # (2, 3)
+    ```
+    """
     init = keras.initializers.GlorotUniform(seed=seed)
     return keras.Sequential(
         [
@@ -85,12 +134,27 @@ def build_controller(seed=None):
 
 
 def default_controller_path():
-    """Path of the shipped controller `saved_controllers/arc.keras`.
+    """Returns the path of the shipped controller `saved_controllers/arc.keras`.
 
     Looked up (in order) in the env variable `KERAS_AUTOLR_ARC_CONTROLLER`,
-    inside the installed package (`keras_autolr/arc/arc.keras`, package data),
-    and in the shipped-controllers folder (`keras_autolr.runtime.artifacts.artifacts_dir`:
-    `KERAS_AUTOLR_CONTROLLERS` or the repository's `saved_controllers/`).
+    inside the installed package (`keras_autolr/runtime/arc/arc.keras`,
+    package data), and in the shipped-controllers folder
+    (`keras_autolr.runtime.artifacts.artifacts_dir`: `KERAS_AUTOLR_CONTROLLERS`
+    or the repository's `saved_controllers/`). When none exists, the last
+    candidate is returned and `load_controller` reports it missing.
+
+    Returns:
+        A path string.
+
+    Example:
+
+    ```python
+    import os
+    from keras_autolr.runtime.arc.controller import default_controller_path
+
+    path = default_controller_path()
+    print(os.path.basename(path), os.path.exists(path))  # arc.keras True
+    ```
     """
     from keras_autolr.runtime.artifacts import artifacts_dir
 
@@ -109,7 +173,33 @@ def default_controller_path():
 
 
 def check_controller(model, source="the controller"):
-    """Raises `ControllerError` unless `model` maps (None, 300, 3) to (None, 3)."""
+    """Raises `ControllerError` unless `model` maps (None, 300, 3) to (None, 3).
+
+    Args:
+        model: the candidate controller.
+        source: how to name it in the error message.
+
+    Returns:
+        `model`, unchanged.
+
+    Raises:
+        ControllerError: `model` is not a `keras.Model`, has no defined
+            shapes, or has the wrong input or output shape.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.arc.controller import ControllerError, build_controller, check_controller
+
+    check_controller(build_controller())  # fine
+    wrong = keras.Sequential([keras.Input((300, 3)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    try:
+        check_controller(wrong, "my model")
+    except ControllerError as e:
+        print(e)  # my model maps (None, 300, 3) to (None, 2); ARC needs ...
+    ```
+    """
     if not isinstance(model, keras.Model):
         raise ControllerError(
             f"{source} must be a keras.Model or a path to a .keras file, got "
@@ -136,11 +226,26 @@ def load_controller(path=None):
     """Loads a controller saved in the native `.keras` format and checks it.
 
     Args:
-        path: file path; `None` loads the shipped controller.
+        path: file path; `None` loads the shipped controller
+            (`default_controller_path()`).
+
+    Returns:
+        The uncompiled `keras.Model`.
 
     Raises:
         ControllerError: the file is missing, not a readable `.keras` file, or
             holds a model of the wrong shape.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.controller import build_controller, load_controller
+
+    build_controller(seed=0).save("my_controller.keras")
+    ctrl = load_controller("my_controller.keras")
+    print(ctrl.output_shape)  # (None, 3)
+    shipped = load_controller()
+    ```
     """
     path = os.fspath(path) if path is not None else default_controller_path()
     if not os.path.exists(path):
@@ -166,7 +271,22 @@ class Predictor:
     """Queries a controller on one window without eager per-call overhead.
 
     Uses `predict_on_batch`, which compiles the forward pass once
-    (about 1 ms per query on CPU instead of ~40 ms eagerly).
+    (about 1 ms per query on CPU instead of ~40 ms eagerly). Calling it on a
+    (300, 3) window returns the float64 probabilities (raise, keep, lower).
+
+    Args:
+        model: a controller, checked with `check_controller`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.arc.controller import CLASS_NAMES, Predictor, build_controller
+
+    predict = Predictor(build_controller(seed=0))
+    probs = predict(np.zeros((300, 3), "float32"))
+    print(probs.shape, CLASS_NAMES[int(np.argmax(probs))])
+    ```
     """
 
     def __init__(self, model):

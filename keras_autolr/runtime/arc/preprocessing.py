@@ -20,12 +20,14 @@ resizes are re-done here in numpy, with OpenCV's pixel-centre conventions.
 Example:
 
 ```python
+from keras_autolr.runtime.arc.preprocessing import build_window
+
 window = build_window(
     train_losses=[[2.3, 2.1, 2.0], [1.9, 1.8, 1.8]],  # per batch, per cycle
     val_losses=[[2.0], [1.85]],                       # per epoch, per cycle
     learning_rates=[1e-3, 1e-3],                      # one per cycle
 )
-window.shape  # (300, 3)
+print(window.shape)  # (300, 3)
 ```
 """
 
@@ -58,6 +60,21 @@ def resize_linear(values, length):
 
     Uses pixel-centre alignment (source position `(i + 0.5) * n / length - 0.5`,
     clamped to the ends), as OpenCV's `INTER_LINEAR` does.
+
+    Args:
+        values: a non-empty 1-D sequence of numbers.
+        length: the number of output points.
+
+    Returns:
+        A float64 numpy array of shape (length,).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import resize_linear
+
+    print(resize_linear([0.0, 1.0], 4))  # [0.   0.25 0.75 1.  ]
+    ```
     """
     src = _as_1d(values, "values")
     n = src.size
@@ -72,6 +89,21 @@ def resize_nearest(values, length):
     """Resizes a 1-D series to `length` points by nearest neighbour.
 
     Source index `floor(i * n / length)`, as OpenCV's `INTER_NEAREST` does.
+
+    Args:
+        values: a non-empty 1-D sequence of numbers.
+        length: the number of output points.
+
+    Returns:
+        A numpy array of shape (length,).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import resize_nearest
+
+    print(resize_nearest([1.0, 2.0, 3.0], 6))  # [1. 1. 2. 2. 3. 3.]
+    ```
     """
     src = _as_1d(values, "values")
     idx = np.floor(np.arange(length) * (src.size / length)).astype(int)
@@ -79,7 +111,24 @@ def resize_nearest(values, length):
 
 
 def zscore(values, floor=1e-7):
-    """Subtracts the mean and divides by the population std (at least `floor`)."""
+    """Subtracts the mean and divides by the population std (at least `floor`).
+
+    Args:
+        values: numbers (any shape); the statistics are over all of them.
+        floor: the smallest std divided by, so a constant series maps to 0.
+
+    Returns:
+        A float64 numpy array of the same shape.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import zscore
+
+    print(zscore([1.0, 2.0, 3.0]).round(4))  # [-1.2247  0.      1.2247]
+    print(zscore([5.0, 5.0]))                # [0. 0.]
+    ```
+    """
     arr = np.asarray(values, dtype=np.float64)
     return (arr - arr.mean()) / max(arr.std(), floor)
 
@@ -102,6 +151,20 @@ def build_window(train_losses, val_losses, learning_rates):
         val_losses: a list with one sequence of per-epoch validation losses
             per cycle, or `None` (no validation data: the column is zeros).
         learning_rates: one LR per cycle (the LR used during that cycle).
+
+    Raises:
+        ValueError: no cycles, a cycle without values, a number of LRs that
+            does not match the cycles, non-finite values, or an LR <= 0.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import build_window
+
+    window = build_window([[1.0, 0.9], [0.8, 0.7]], None, [1e-3, 1.618e-3])
+    print(window.shape, window.dtype)    # (300, 3) float32
+    print(window[0], window[-1])         # padding row, then the last row: LR ratio 1.618
+    ```
     """
     cycles = list(train_losses)[-CYCLES:]
     if not cycles:

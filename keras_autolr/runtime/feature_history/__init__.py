@@ -17,3 +17,8 @@ from keras_autolr.runtime.feature_history.recorder import FeatureHistory
 from keras_autolr.runtime.feature_history.store import HistoryMismatchError
 from keras_autolr.runtime.feature_history.store import HistoryStore
 
+__all__ = [
+    "FeatureHistory", "ProxyAccuracy", "ProxyEstimate", "HistoryStore", "estimate_file", "estimate_from_epochs",
+    "fit_linear_classifier", "ClassifierNotFoundError", "HistoryMismatchError",
+]
+

@@ -11,8 +11,21 @@ rows takes milliseconds), so it runs the same under every Keras backend.
 Example:
 
 ```python
-result = estimate_file("run.h5", k=10)
-result.accuracy, result.partial, result.epochs
+import keras
+import numpy as np
+from keras_autolr.runtime.feature_history import FeatureHistory
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                          keras.layers.Dense(3, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
+from keras_autolr.runtime.feature_history import estimate_file
+
+result = estimate_file("run.h5", k=10, warn=False)
+print(result.accuracy, result.partial, result.epochs)  # partial: 3 epochs < k
 ```
 """
 
@@ -25,6 +38,9 @@ import warnings
 import numpy as np
 
 from keras_autolr.runtime.feature_history.store import HistoryStore
+
+__all__ = ["THESIS_FIT", "ProxyEstimate", "fit_linear_classifier", "estimate_from_epochs", "load_epochs",
+           "estimate_file"]
 
 THESIS_FIT = dict(epochs=5, batch_size=1024, learning_rate=0.05, momentum=0.9,
                   weight_decay=5e-4)
@@ -83,9 +99,25 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
         labels: (N,) int labels or (N, C) one-hot.
         kernel, bias: initial weights, shapes (D, C) and (C,). Zeros if None.
         num_classes: needed only when `kernel` is None.
+        epochs, batch_size, learning_rate, momentum, weight_decay: the SGD
+            settings (defaults: thesis A.1).
+        seed: seed of the batch order.
 
     Returns:
         (kernel, bias) as float64 numpy arrays.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history import fit_linear_classifier
+
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(200, 5))
+    y = (h[:, 0] > 0).astype(int)
+    w, b = fit_linear_classifier(h, y, num_classes=2, epochs=20, batch_size=32)
+    print(np.mean((h @ w + b).argmax(1) == y))  # ~1.0: a linearly separable task
+    ```
     """
     h = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     y = _as_labels(labels)
@@ -146,6 +178,10 @@ def _sgd(h, onehot, w, b, vw, vb, rng, epochs, steps_per_epoch, total,
 class ProxyEstimate:
     """Result of one proxy estimate.
 
+    Args:
+        accuracy, epochs, k, partial, member_accuracies, original_accuracies:
+            the fields below (the estimate fills them).
+
     Attributes:
         accuracy: ensemble accuracy on the validation embeddings.
         epochs: recorded epochs used (oldest first).
@@ -155,6 +191,16 @@ class ProxyEstimate:
         original_accuracies: accuracy of each epoch's own classifier
             (equals the model's validation accuracy at that epoch); NaN
             where no classifier weights were recorded.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history import ProxyEstimate
+
+    r = ProxyEstimate(accuracy=0.8, epochs=[8, 9], k=2, partial=False,
+                      member_accuracies=[0.78, 0.79], original_accuracies=[0.75, 0.77])
+    print(r.accuracy - r.latest_accuracy)  # what the ensemble adds over the last epoch
+    ```
     """
     accuracy: float
     epochs: list
@@ -179,10 +225,29 @@ def estimate_from_epochs(records, k=10, fit=True, seed=0, warn=True,
     entry (if any) is reported back. Only the last `k` are used.
 
     Args:
+        records: list of per-epoch dicts, oldest first.
         k: window size (thesis: 10).
         fit: fit each classifier on the training embeddings (thesis); False
             ensembles the recorded classifiers as they are.
+        seed: seed of the classifier fits.
+        warn: warn when fewer than `k` epochs exist (the estimate is partial).
         **fit_kwargs: overrides of `THESIS_FIT` for `fit_linear_classifier`.
+
+    Returns:
+        A `ProxyEstimate`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history import estimate_from_epochs
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    h = rng.normal(size=(100, 3)) + y[:, None]  # class-dependent embeddings
+    epoch = {"train_embeddings": h, "train_labels": y, "val_embeddings": h, "val_labels": y}
+    print(estimate_from_epochs([epoch, epoch], k=2).accuracy)  # ~0.76
+    ```
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}.")
@@ -239,7 +304,36 @@ def _estimate(records, k, fit, seed, warn, fit_kwargs):
 
 
 def load_epochs(path, upto_epoch=None, k=10):
-    """Reads the last `k` recorded epochs (<= `upto_epoch`) from a history."""
+    """Reads the last `k` recorded epochs (<= `upto_epoch`) from a history.
+
+    Args:
+        path: index file written by `FeatureHistory`.
+        upto_epoch: newest epoch to read (None: the last recorded).
+        k: number of epochs.
+
+    Returns:
+        A list of per-epoch dicts of arrays (with their `"epoch"`), oldest
+        first, as `estimate_from_epochs` takes them.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.feature_history import FeatureHistory
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+    model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
+    from keras_autolr.runtime.feature_history.estimate import load_epochs
+
+    print([r["epoch"] for r in load_epochs("run.h5", upto_epoch=1)])  # [0, 1]
+    ```
+    """
     store = HistoryStore(path)
     epochs = [e for e in store.epochs()
               if upto_epoch is None or e <= upto_epoch][-k:]
@@ -260,9 +354,29 @@ def estimate_file(path, k=10, upto_epoch=None, fit=True, seed=0, warn=True,
         k: number of most recent epochs to ensemble.
         upto_epoch: use only epochs <= this one (to ask "what would the
             estimate have been at epoch e"). None: all.
+        fit, seed, warn, **fit_kwargs: as for `estimate_from_epochs`.
 
     Returns:
         A `ProxyEstimate`.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.feature_history import FeatureHistory
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+    model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
+    from keras_autolr.runtime.feature_history import estimate_file
+
+    print(estimate_file("run.h5", k=2).accuracy)  # the ensemble of epochs 1 and 2
+    ```
     """
     records = load_epochs(path, upto_epoch=upto_epoch, k=k)
     if not records:

@@ -9,14 +9,25 @@ it, such as KerasTuner's or an Optuna pruning callback, see the key.
 Example:
 
 ```python
-recorder = FeatureHistory("run.h5", (x, y), (x_val, y_val))
-model.fit(x, y, epochs=20, callbacks=[recorder, ProxyAccuracy(recorder)])
+import keras
+import numpy as np
+from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy")
+recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+h = model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[recorder, ProxyAccuracy(recorder, k=2)])
+print(h.history["val_proxy_accuracy"])
 ```
 """
 
 import keras
 
 from keras_autolr.runtime.feature_history import estimate as estimate_lib
+
+__all__ = ["ProxyAccuracy"]
 
 
 class ProxyAccuracy(keras.callbacks.Callback):
@@ -31,7 +42,26 @@ class ProxyAccuracy(keras.callbacks.Callback):
         monitor: key written into `logs`.
         fit: fit each linear classifier (thesis) or ensemble the recorded
             ones as they are.
+        seed: seed of the classifier fits.
         **fit_kwargs: overrides of the thesis's SGD settings.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+    proxy = ProxyAccuracy(recorder, k=3, every=3)
+    model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder, proxy])
+    print(proxy.results[-1].accuracy, proxy.results[-1].epochs)  # after epoch 3: epochs [0, 1, 2]
+    ```
     """
 
     def __init__(self, recorder, k=10, every=1, monitor="val_proxy_accuracy",

@@ -9,11 +9,20 @@ bias in a crash-safe HDF5 history (see `store.py`). The proxy estimate
 Example:
 
 ```python
-recorder = FeatureHistory("run.h5", train_data=(x_train, y_train),
-                          validation_data=(x_val, y_val))
-model.fit(x_train, y_train, epochs=20, validation_data=(x_val, y_val),
-          callbacks=[recorder])
-estimate_file("run.h5").accuracy
+import keras
+import numpy as np
+from keras_autolr.runtime.feature_history import FeatureHistory
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                          keras.layers.Dense(3, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
+from keras_autolr.runtime.feature_history import estimate_file
+
+print(estimate_file("run.h5", k=3).accuracy)
 ```
 """
 
@@ -27,6 +36,9 @@ import keras
 import numpy as np
 
 from keras_autolr.runtime.feature_history.store import HistoryStore
+
+__all__ = ["FeatureHistory", "ClassifierNotFoundError", "find_classifier", "model_fingerprint",
+           "build_feature_extractor"]
 
 # Layers without weights that may sit between the classifier and the output.
 _PASS_THROUGH = ("Activation", "Softmax", "Dropout", "ReLU", "Identity",
@@ -46,7 +58,28 @@ def _labels(y):
 
 
 def find_classifier(model):
-    """Returns the final Dense layer of a Functional/Sequential model."""
+    """Returns the final Dense layer of a Functional/Sequential model.
+
+    Layers without weights after it (softmax, dropout, ...) are skipped.
+
+    Args:
+        model: a built Functional or Sequential model.
+
+    Raises:
+        ClassifierNotFoundError: the model does not end in a Dense layer.
+
+    Example:
+
+    ```python
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="embed"),
+                              keras.layers.Dense(3, activation="softmax")])
+    from keras_autolr.runtime.feature_history.recorder import find_classifier
+
+    print(find_classifier(model).units)  # 3
+    ```
+    """
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             break
@@ -69,6 +102,25 @@ def model_fingerprint(model, layer=None):
 
     Auto-generated layer names (`dense_3`) change between Python sessions, so
     they are left out; a user-chosen `layer` name is included.
+
+    Args:
+        model: a Keras model.
+        layer: the recorded layer's name, if chosen.
+
+    Returns:
+        16 hex digits.
+
+    Example:
+
+    ```python
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="embed"),
+                              keras.layers.Dense(3, activation="softmax")])
+    from keras_autolr.runtime.feature_history.recorder import model_fingerprint
+
+    print(model_fingerprint(model) == model_fingerprint(keras.models.clone_model(model)))  # True
+    ```
     """
     spec = {
         "class": type(model).__name__,
@@ -89,6 +141,24 @@ def build_feature_extractor(model, layer=None):
         model: a built Functional or Sequential Keras model.
         layer: name of the layer whose output is recorded; default the input
             of the final Dense classifier.
+
+    Raises:
+        ClassifierNotFoundError: the model is not built, or has no final
+            Dense classifier and no `layer` was named.
+
+    Example:
+
+    ```python
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="embed"),
+                              keras.layers.Dense(3, activation="softmax")])
+    import numpy as np
+    from keras_autolr.runtime.feature_history.recorder import build_feature_extractor
+
+    extractor, classifier, name = build_feature_extractor(model)
+    print(extractor.predict(np.zeros((2, 4)), verbose=0).shape, classifier.units)  # (2, 8) 3
+    ```
     """
     if not getattr(model, "built", False) or not getattr(model, "inputs",
                                                           None):
@@ -161,6 +231,23 @@ class FeatureHistory(keras.callbacks.Callback):
         keep_in_memory: number of recent epochs kept in RAM for
             `ProxyAccuracy` (avoids re-reading the file).
         seed: seed of the training subsample.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.feature_history import FeatureHistory
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
+    model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
+    print(recorder.store.epochs(), recorder.store.read_epoch(2)["val_embeddings"].shape)  # [0, 1, 2] (32, 8)
+    ```
     """
 
     def __init__(self, filepath, train_data, validation_data, layer=None,

@@ -18,8 +18,22 @@ pruning callback reporting `val_proxy_accuracy` to the trial.
 Example:
 
 ```python
-tuner = ProxyHyperband(build_model, max_epochs=9, directory="tune")
-tuner.search(x, y, validation_data=(x_val, y_val))
+import keras
+import numpy as np
+from keras_autolr.runtime.feature_history.search import ProxyRandomSearch
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+
+def build_model(hp):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(hp.Choice("width", [4, 8]), activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+tuner = ProxyRandomSearch(build_model, max_trials=1, directory="tune", proxy_k=2, train_samples=64)
+tuner.search(x[:64], y[:64], epochs=2, validation_data=(x[64:], y[64:]), verbose=0)
+print(tuner.oracle.get_best_trials(1)[0].score)  # the trial's best val_proxy_accuracy
 ```
 """
 
@@ -32,8 +46,13 @@ from keras_autolr.runtime.feature_history.proxy import ProxyAccuracy
 from keras_autolr.runtime.feature_history.recorder import FeatureHistory
 from keras_autolr.runtime.feature_history.store import epoch_dir
 
+__all__ = [
+    "PROXY_KEY", "proxy_objective", "copy_history", "ProxyTunerMixin", "ProxyRandomSearch", "ProxyHyperband",
+    "ProxyBayesianOptimization", "pruning_callback", "make_storage", "create_study", "proxy_callbacks",
+]
+
 PROXY_KEY = "val_proxy_accuracy"
-_EXTRA_HINT = ("pip install keras-tuner optuna "
+_EXTRA_HINT = ("pip install keras-tuner optuna optuna-integration "
                "(or pip install 'keras-autolr[search]')")
 
 
@@ -56,7 +75,16 @@ def _optuna():
 
 
 def proxy_objective():
-    """`keras_tuner.Objective("val_proxy_accuracy", "max")`."""
+    """`keras_tuner.Objective("val_proxy_accuracy", "max")`.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history.search import proxy_objective
+
+    print(proxy_objective().name, proxy_objective().direction)  # val_proxy_accuracy max
+    ```
+    """
     return _keras_tuner().Objective(PROXY_KEY, "max")
 
 
@@ -73,7 +101,26 @@ def _fit_data(args, kwargs):
 
 
 def copy_history(src, dst):
-    """Copies a feature history (index + epoch files) to a new path."""
+    """Copies a feature history (index + epoch files) to a new path.
+
+    Args:
+        src: index file of the history to copy.
+        dst: index file of the copy (an existing copy is replaced).
+
+    Returns:
+        False when `src` does not exist (nothing copied), else True.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history import HistoryStore
+    from keras_autolr.runtime.feature_history.search import copy_history
+
+    HistoryStore("parent.h5", fingerprint="m").write_epoch(0, {"val_labels": np.arange(3)})
+    print(copy_history("parent.h5", "child.h5"), HistoryStore("child.h5").epochs())  # True [0]
+    ```
+    """
     if not os.path.exists(src):
         return False
     if os.path.exists(epoch_dir(dst)):
@@ -87,13 +134,28 @@ def copy_history(src, dst):
 class ProxyTunerMixin:
     """Adds feature-history recording and the proxy to KerasTuner trials.
 
-    Args (keyword-only, besides the tuner's own):
+    Args:
+        *args, **kwargs: the tuner's own (hypermodel, max_trials, directory,
+            ...); `objective` defaults to `proxy_objective()`.
         proxy_k: window of the ensemble (thesis: 10).
         proxy_every: estimate every this many epochs.
         train_samples, feature_dtype: passed to `FeatureHistory`.
         keep_histories: keep each trial's HDF5 history (default: deleted at
             the end of the trial to save disk; the promoted children of a
             Hyperband trial copy it before that).
+
+    Example:
+
+    ```python
+    import keras_tuner
+    from keras_autolr.runtime.feature_history.search import ProxyTunerMixin
+
+    class ProxyGridSearch(ProxyTunerMixin, keras_tuner.GridSearch):
+        pass  # keras_tuner.GridSearch driven by the proxy
+
+    tuner = ProxyGridSearch(lambda hp: None, directory="grid", proxy_k=5)
+    print(tuner.oracle.objective.name)  # val_proxy_accuracy
+    ```
     """
 
     history_name = "features.h5"
@@ -136,12 +198,28 @@ class ProxyTunerMixin:
             super()._configure_tensorboard_dir(callbacks, trial, execution)
 
 
+_TUNER_DOC = """`keras_tuner.{name}` driven by `val_proxy_accuracy` (see `ProxyTunerMixin`).
+
+Args:
+    *args, **kwargs: `keras_tuner.{name}`'s own arguments.
+    proxy_k, proxy_every, train_samples, feature_dtype, keep_histories: see
+        `ProxyTunerMixin`.
+
+Example:
+
+```python
+from keras_autolr.runtime.feature_history import search
+
+tuner = search.Proxy{name}(lambda hp: None, directory="t_{name}", proxy_k=5)
+print(type(tuner).__mro__[2].__name__, tuner.proxy_k)  # {name} 5
+```
+"""
+
+
 def _tuner_class(name):
     kt = _keras_tuner()
     base = getattr(kt, name)
-    return type(f"Proxy{name}", (ProxyTunerMixin, base), {
-        "__doc__": f"`keras_tuner.{name}` driven by `val_proxy_accuracy` "
-                   "(see `ProxyTunerMixin`)."})
+    return type(f"Proxy{name}", (ProxyTunerMixin, base), {"__doc__": _TUNER_DOC.format(name=name)})
 
 
 def __getattr__(name):
@@ -154,35 +232,61 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-class OptunaPruningCallback(keras.callbacks.Callback):
-    """Reports `logs[monitor]` to an Optuna trial and prunes on its advice.
+def pruning_callback(trial, monitor=PROXY_KEY, every=1):
+    """Optuna's own Keras pruning callback, reporting the proxy to `trial`.
 
-    Put it after `ProxyAccuracy` in the callback list. Epochs without the
-    key (the proxy runs every k epochs) report nothing.
+    `optuna_integration.KerasPruningCallback` with `interval=every`: put it
+    after `ProxyAccuracy(every=every)` in the callback list, so that each
+    epoch it looks at carries the key. (With `every > 1`, ProxyAccuracy's
+    extra estimate after a last epoch that is not a multiple of `every` is not
+    reported; pruning a finished trial would change nothing.)
 
     Args:
         trial: an `optuna.trial.Trial`.
         monitor: logs key (default `"val_proxy_accuracy"`).
+        every: report every this many epochs (the proxy's `every`).
+
+    Returns:
+        A `keras.callbacks.Callback` that raises `optuna.TrialPruned` when
+        the study's pruner says so.
+
+    Example:
+
+    ```python
+    import optuna
+    from keras_autolr.runtime.feature_history.search import pruning_callback
+
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    cb = pruning_callback(trial)
+    cb.on_epoch_end(0, {"val_proxy_accuracy": 0.7})
+    study.tell(trial, 0.7)
+    print(study.trials[0].intermediate_values)  # {0: 0.7}
+    ```
     """
-
-    def __init__(self, trial, monitor=PROXY_KEY):
-        super().__init__()
-        self.trial = trial
-        self.monitor = monitor
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            return
-        self.trial.report(float(value), step=int(epoch))
-        if self.trial.should_prune():
-            optuna = _optuna()
-            raise optuna.TrialPruned(
-                f"Pruned at epoch {epoch} with {self.monitor}={value:.4f}.")
+    try:
+        from optuna_integration import KerasPruningCallback
+    except ImportError as e:
+        raise ImportError(
+            f"Optuna's Keras pruning callback is an optional extra: {_EXTRA_HINT}.") from e
+    return KerasPruningCallback(trial, monitor, interval=int(every))
 
 
 def make_storage(storage):
-    """`None`, an RDB URL (`"sqlite:///s.db"`) or a journal file path."""
+    """Optuna storage from `None`, an RDB URL (`"sqlite:///s.db"`) or a journal file path.
+
+    Args:
+        storage: None (in memory), a URL (passed through) or a file path
+            (an Optuna journal file: works on any shared file system).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history.search import make_storage
+
+    print(make_storage("sqlite:///s.db"), type(make_storage("study.journal")).__name__)
+    ```
+    """
     if storage is None or "://" in str(storage):
         return storage
     optuna = _optuna()
@@ -199,7 +303,20 @@ def create_study(study_name=None, storage=None, max_epochs=27,
         storage: shared storage for several worker processes: an RDB URL
             (`"sqlite:///search.db"`) or a path to a journal file (works on
             any shared file system). `None`: in memory.
+        study_name: name of the study (workers sharing a storage use one).
         max_epochs, min_epochs, reduction_factor: Hyperband's resources.
+        seed: seed of the TPE sampler.
+        load_if_exists: join an existing study of that name.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history.search import create_study
+
+    study = create_study(storage="study.journal", study_name="demo", max_epochs=9, seed=0)
+    study.optimize(lambda trial: trial.suggest_float("lr", 1e-3, 1.0, log=True), n_trials=2)
+    print(len(study.trials), type(study.pruner).__name__)  # 2 HyperbandPruner
+    ```
     """
     optuna = _optuna()
     return optuna.create_study(
@@ -213,10 +330,36 @@ def create_study(study_name=None, storage=None, max_epochs=27,
 
 def proxy_callbacks(filepath, train_data, validation_data, trial=None, k=10,
                     every=1, **recorder_kwargs):
-    """`[FeatureHistory, ProxyAccuracy(, OptunaPruningCallback)]` for a fit."""
+    """`[FeatureHistory, ProxyAccuracy(, pruning_callback)]` for a fit.
+
+    Args:
+        filepath: index file of the feature history.
+        train_data: `(x, y)` numpy arrays of the training set.
+        validation_data: `(x, y)` numpy arrays of the validation set.
+        trial: an Optuna trial to report to and prune (None: no pruning).
+        k: window of the ensemble.
+        every: estimate (and report) every this many epochs.
+        **recorder_kwargs: passed to `FeatureHistory`.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.feature_history.search import proxy_callbacks
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callbacks = proxy_callbacks("trial.h5", (x[:64], y[:64]), (x[64:], y[64:]), k=2)
+    h = model.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=callbacks)
+    print(h.history["val_proxy_accuracy"])
+    ```
+    """
     recorder = FeatureHistory(filepath, train_data, validation_data,
                               **recorder_kwargs)
     callbacks = [recorder, ProxyAccuracy(recorder, k=k, every=every)]
     if trial is not None:
-        callbacks.append(OptunaPruningCallback(trial))
+        callbacks.append(pruning_callback(trial, every=every))
     return callbacks

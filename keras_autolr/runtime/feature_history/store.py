@@ -18,12 +18,15 @@ produces the arrays, `keras_autolr.runtime.feature_history.estimate` consumes th
 Example:
 
 ```python
+import numpy as np
+from keras_autolr.runtime.feature_history import HistoryStore
+
+h, y = np.ones((4, 2), "float32"), np.arange(4) % 2
 store = HistoryStore("run.h5", fingerprint="abc", metadata={"layer": "fc"})
-store.write_epoch(0, {"val_embeddings": h_val, "val_labels": y_val,
-                      "train_embeddings": h_tr, "train_labels": y_tr,
-                      "kernel": w, "bias": b})
-store.epochs()           # [0]
-store.read_epoch(0)["kernel"]
+store.write_epoch(0, {"val_embeddings": h, "val_labels": y,
+                      "train_embeddings": h, "train_labels": y,
+                      "kernel": np.zeros((2, 2)), "bias": np.zeros(2)})
+print(store.epochs(), store.read_epoch(0)["kernel"].shape)  # [0] (2, 2)
 ```
 """
 
@@ -33,6 +36,11 @@ import time
 
 import h5py
 import numpy as np
+
+from keras_autolr.runtime.io import atomic_path
+
+__all__ = ["HistoryStore", "HistoryMismatchError", "open_history", "epoch_dir", "FORMAT", "VERSION",
+           "EMBEDDING_KEYS", "EXACT_KEYS"]
 
 FORMAT = "keras_autolr.runtime.feature_history"
 VERSION = 1
@@ -47,6 +55,19 @@ class HistoryMismatchError(ValueError):
 
 
 def epoch_dir(path):
+    """The folder of a history's epoch files: `path + ".epochs"`.
+
+    Args:
+        path: the history's index file.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history.store import epoch_dir
+
+    print(epoch_dir("run.h5"))  # run.h5.epochs
+    ```
+    """
     return os.fspath(path) + ".epochs"
 
 
@@ -54,37 +75,11 @@ def _epoch_name(epoch):
     return f"epoch_{int(epoch):05d}.h5"
 
 
-def _fsync_dir(folder):
-    # Makes the rename itself durable on POSIX; harmless elsewhere.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(final_path, fill):
-    """Calls `fill(h5file)` on a temporary file, then renames it into place."""
-    tmp = f"{final_path}.{os.getpid()}.tmp"
-    try:
+    """Calls `fill(h5file)` on a temporary HDF5 file, then renames it into place."""
+    with atomic_path(final_path) as tmp:  # a "*.tmp" name, as _clean_temporaries expects
         with h5py.File(tmp, "w") as f:
             fill(f)
-        with open(tmp, "rb+") as raw:
-            os.fsync(raw.fileno())
-        os.replace(tmp, final_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-        raise
-    _fsync_dir(os.path.dirname(os.path.abspath(final_path)))
 
 
 class HistoryStore:
@@ -102,6 +97,19 @@ class HistoryStore:
         chunk_rows: rows per HDF5 chunk of each embedding array.
         compression: `None` or an h5py compression filter such as `"gzip"`.
         overwrite: delete an existing history at `path` first.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history import HistoryStore
+
+    store = HistoryStore("h.h5", fingerprint="m1", dtype="float16")
+    for e in range(3):
+        store.write_epoch(e, {"val_embeddings": np.full((5, 4), e), "val_labels": np.zeros(5)})
+    store.drop_epochs_from(2)  # a resumed run rewrites epoch 2
+    print(HistoryStore("h.h5").epochs())  # [0, 1]: reopened read-only
+    ```
     """
 
     def __init__(self, path, fingerprint=None, metadata=None, dtype="float32",
@@ -299,5 +307,22 @@ class HistoryStore:
 
 
 def open_history(path):
-    """Opens an existing history read-only (no fingerprint check)."""
+    """Opens an existing history read-only (no fingerprint check).
+
+    Args:
+        path: the history's index file.
+
+    Raises:
+        FileNotFoundError: no history at `path`.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history.store import HistoryStore, open_history
+
+    HistoryStore("r.h5", fingerprint="m").write_epoch(0, {"val_labels": np.arange(3)})
+    print(open_history("r.h5").read_epoch(0)["val_labels"])  # [0 1 2]
+    ```
+    """
     return HistoryStore(path)

@@ -6,13 +6,17 @@ restoring, and every candidate is evaluated in one `jax.vmap` (set
 `MCVModel.vectorize = False` to fall back to an unrolled loop inside the same
 jitted step). The candidate LR enters the optimizer state through
 `keras_autolr.runtime.lr.stateless_learning_rate`.
+
+The step runs the model's strategy (`strategies.Strategy`), as the TF step
+does: `trials` trials (scored on the training half too when `scores_train`),
+`step_decision` for the applied step's LR and undo, `reject_applied` when the
+strategy `scores_applied`.
 """
 
 import jax
 import jax.numpy as jnp
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.mcv import rules
 
 
 def _select(flag, a, b):
@@ -46,18 +50,12 @@ def train_step(model, state, data):
 
     cur = loss_at(tv, x2, y2, s2)
     forward += 1
-    method = model.method
+    method = model.strategy
 
-    if method == "discard":
-        new_tv, new_ov = opt.stateless_apply(ov, grads, tv)
-        steps += 1
-        new = loss_at(new_tv, x2, y2, s2)
-        forward += 1
-        reject = rules.discard_step(cur, new)
-        new_tv, new_ov = _select(reject, (tv, ov), (new_tv, new_ov))
-        new_st = model._mcv_update(st, cur, discarded=reject, counts=(forward, backward, steps))
-    else:
-        two = method == "method2"
+    # Trials: pure, so nothing to restore; one vmap over the candidate slots.
+    val_losses = train_losses = None
+    if method.trials:
+        two = method.scores_train
 
         def trial(lr):
             tv_k, _ = opt.stateless_apply(lr_lib.stateless_learning_rate(opt, ov, lr), grads, tv)
@@ -68,30 +66,28 @@ def train_step(model, state, data):
         if getattr(model, "vectorize", True):
             val_losses, train_losses = jax.vmap(trial)(st["cand_lrs"])
         else:
-            pairs = [trial(st["cand_lrs"][k]) for k in range(model.num_slots)]
+            pairs = [trial(st["cand_lrs"][k]) for k in range(method.trials)]
             val_losses = jnp.stack([p[0] for p in pairs])
             train_losses = jnp.stack([p[1] for p in pairs])
-        forward += model.num_slots * (2 if two else 1)
-        steps += model.num_slots
+        train_losses = train_losses if two else None
+        forward += method.trials * (2 if two else 1)
+        steps += method.trials
+    decision = method.step_decision(cur, val_losses, st["cand_lrs"], st["cand_mask"], st["history"])
 
-        if method == "voting":
-            best = rules.best_candidate(cur, val_losses, st["cand_mask"])
-            history = rules.update_votes(st["history"], best, model.vote_decay)
-            top = rules.top_candidate(history, st["cand_mask"])
-            ov_top = lr_lib.stateless_learning_rate(opt, ov, st["cand_lrs"][top])
-            new_tv, new_ov = opt.stateless_apply(ov_top, grads, tv)
-            steps += 1
-            reject = jnp.logical_and(model.discard_on_no_improvement, best < 0)
-            # A discarded step undoes the update but keeps the voted LR.
-            new_tv, new_ov = _select(reject, (tv, ov_top), (new_tv, new_ov))
-            new_st = model._mcv_update(st, cur, val_losses=val_losses, discarded=reject,
-                                       history=history, counts=(forward, backward, steps))
-        else:
-            new_tv, new_ov = opt.stateless_apply(ov, grads, tv)
-            steps += 1
-            new_st = model._mcv_update(st, cur, val_losses=val_losses,
-                                       train_losses=train_losses if two else None,
-                                       counts=(forward, backward, steps))
+    # The applied step (at the decided LR, else the epoch's LR).
+    ov_step = ov if decision.lr is None else lr_lib.stateless_learning_rate(opt, ov, decision.lr)
+    new_tv, new_ov = opt.stateless_apply(ov_step, grads, tv)
+    steps += 1
+    reject = decision.reject
+    if method.scores_applied:
+        reject = method.reject_applied(cur, loss_at(new_tv, x2, y2, s2))
+        forward += 1
+    if reject is not None:
+        # A discarded step undoes the update but keeps the decided LR.
+        new_tv, new_ov = _select(reject, (tv, ov_step), (new_tv, new_ov))
+    new_st = model._mcv_update(st, cur, val_losses=val_losses, train_losses=train_losses,
+                               discarded=False if reject is None else reject,
+                               history=decision.history, counts=(forward, backward, steps))
 
     ntv_out = list(ntv1)
     for k, i in index.items():

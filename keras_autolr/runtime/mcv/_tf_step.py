@@ -7,13 +7,17 @@ variable itself, not a copy) and assigned back after each trial. The candidate
 loop is a Python loop unrolled at trace time: one compiled graph, no host round
 trips. Under `tf.distribute`, losses are all-reduced so that every replica takes
 the same decision, and restores happen in cross-replica context.
+
+The step runs the model's strategy (`strategies.Strategy`): `trials` trial
+updates, scored on the training half too when `scores_train`; its
+`step_decision` gives the LR to apply and whether to undo the step;
+`scores_applied` strategies (discard) score the applied step and decide with
+`reject_applied`.
 """
 
 import tensorflow as tf
-from keras import ops
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.mcv import rules
 
 
 def _replica_ctx():
@@ -30,6 +34,9 @@ def _global(loss):
 
 
 def _snapshot(variables):
+    # In-graph tensors, not `keras_autolr.runtime.snapshot`'s host numpy copies:
+    # this runs inside the compiled step (and per replica under tf.distribute),
+    # where a host round trip per trial would break the one-graph design.
     return [tf.identity(tf.convert_to_tensor(v.value)) for v in variables]
 
 
@@ -91,62 +98,54 @@ def train_step(model, data):
     snap_nt = snap[len(trainable):len(trainable) + len(non_trainable)]
 
     st = {k: tf.convert_to_tensor(v.value) for k, v in model._mcv.items()}
+    method = model.strategy  # the MCV algorithm (not a tf.distribute strategy)
     score_training = model.score_training
+    # Trainable weights and optimizer state: what an applied step changes.
+    step_vars = list(trainable) + opt_vars
+    snap_step = snap[:len(trainable)] + snap[len(trainable) + len(non_trainable):]
 
     # 2. Pre-update validation-batch loss.
     cur = _global(_loss(model, x2, y2, s2, training=score_training)[0])
     forward += 1
     _restore(non_trainable, snap_nt)
 
-    method = model.method
-    if method == "discard":
-        opt.apply(grads, trainable)
-        steps += 1
-        new = _global(_loss(model, x2, y2, s2, training=score_training)[0])
-        forward += 1
-        reject = rules.discard_step(cur, new)
-        _restore(non_trainable, snap_nt)
-        _restore(list(trainable) + opt_vars,
-                 snap[:len(trainable)] + snap[len(trainable) + len(non_trainable):],
-                 where=reject)
-        new_st = model._mcv_update(st, cur, discarded=reject, counts=(forward, backward, steps))
-    else:
-        # 3. Trials: one per candidate slot, each fully rolled back.
+    # 3. Trials: one per candidate slot, each fully rolled back.
+    val_losses = train_losses = None
+    if method.trials:
         val_losses, train_losses = [], []
-        for k in range(model.num_slots):
+        for k in range(method.trials):
             lr_lib.assign_learning_rate(opt, st["cand_lrs"][k])
             opt.apply(grads, trainable)
             steps += 1
             val_losses.append(_global(_loss(model, x2, y2, s2, training=score_training)[0]))
             forward += 1
-            if method == "method2":
+            if method.scores_train:
                 train_losses.append(_global(_loss(model, x1, y1, s1, training=score_training)[0]))
                 forward += 1
             _restore(state_vars, snap)
         val_losses = tf.stack(val_losses)
         train_losses = tf.stack(train_losses) if train_losses else None
+    decision = method.step_decision(cur, val_losses, st["cand_lrs"], st["cand_mask"], st["history"])
 
-        if method == "voting":
-            best = rules.best_candidate(cur, val_losses, st["cand_mask"])
-            history = rules.update_votes(st["history"], best, model.vote_decay)
-            top = rules.top_candidate(history, st["cand_mask"])
-            lr_lib.assign_learning_rate(opt, tf.gather(st["cand_lrs"], top))
-            reject = tf.logical_and(tf.constant(model.discard_on_no_improvement), best < 0)
-            opt.apply(grads, trainable)
-            steps += 1
-            # A discarded step undoes the update but keeps the voted LR.
-            _restore(list(trainable) + opt_vars,
-                     snap[:len(trainable)] + snap[len(trainable) + len(non_trainable):],
-                     where=reject)
-            lr_lib.assign_learning_rate(opt, tf.gather(st["cand_lrs"], top))
-            new_st = model._mcv_update(st, cur, val_losses=val_losses, discarded=reject,
-                                       history=history, counts=(forward, backward, steps))
-        else:
-            # 4. Methods 1-3: the actual step at the epoch's LR (restored above).
-            opt.apply(grads, trainable)
-            steps += 1
-            new_st = model._mcv_update(st, cur, val_losses=val_losses, train_losses=train_losses,
-                                       counts=(forward, backward, steps))
+    # 4. The applied step (at the decided LR, else the epoch's LR restored above).
+    if decision.lr is not None:
+        lr_lib.assign_learning_rate(opt, decision.lr)
+    opt.apply(grads, trainable)
+    steps += 1
+    reject = decision.reject
+    if method.scores_applied:
+        new = _global(_loss(model, x2, y2, s2, training=score_training)[0])
+        forward += 1
+        reject = method.reject_applied(cur, new)
+        _restore(non_trainable, snap_nt)
+    if reject is not None:
+        _restore(step_vars, snap_step, where=reject)
+        if decision.lr is not None:
+            # A discarded step undoes the update but keeps the decided LR.
+            lr_lib.assign_learning_rate(opt, decision.lr)
+    new_st = model._mcv_update(st, cur, val_losses=val_losses, train_losses=train_losses,
+                               discarded=False if reject is None else reject,
+                               history=decision.history, counts=(forward, backward, steps))
 
     for k, v in model._mcv.items():
         if new_st[k] is not st[k]:

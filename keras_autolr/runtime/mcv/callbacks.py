@@ -1,11 +1,15 @@
 """Epoch-level MCV callbacks: the LR decision and the thesis's stopping rules.
 
 `MCVScheduler` runs once per epoch: it reads the accumulators that
-`MCVModel.train_step` filled, picks the next LR with the method's rule
-(`rules.select`), rebuilds the candidate list `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`,
+`MCVModel.train_step` filled, picks the next LR with the strategy's epoch rule
+(`Strategy.select`), rebuilds the candidate list `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`,
 and writes what happened into `logs` (chosen LR, discard rate, every
 candidate's average losses, operation counts). `MCVModel.fit` adds one
 automatically.
+
+The callbacks do not import `MCVModel` (which imports them to add them in
+`fit`): they accept any model with the MCV protocol, `strategy`, `mcv_state`,
+`set_candidates` and `reset_mcv_sums`.
 
 `MCVStopping` is the thesis's stopping rule: patience on the epoch's average
 validation-batch loss (`logs["mcv_val_batch_loss"]`); a non-finite value stops
@@ -14,10 +18,17 @@ at once; either way the weights of the best epoch are restored.
 Example:
 
 ```python
-model = MCVModel(inner, method="method3")
-model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-model.fit(x, y, epochs=100, batch_size=256,
-          callbacks=[MCVStopping(patience=5), keras.callbacks.CSVLogger("log.csv")])
+import keras, numpy as np
+from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping
+
+inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+model = MCVModel(inner, method="method3", factors=[2.0, 1.0, 0.5])
+model.compile(keras.optimizers.Adam(1e-3),
+              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+x, y = np.random.rand(128, 4), np.random.randint(0, 3, 128)
+model.fit(x, y, epochs=3, batch_size=32, verbose=0,
+          callbacks=[MCVScheduler(), MCVStopping(patience=5),
+                     keras.callbacks.CSVLogger("log.csv")])
 ```
 """
 
@@ -27,16 +38,15 @@ import keras
 import numpy as np
 
 from keras_autolr.runtime.lr_callback import LearningRateCallback
-from keras_autolr.runtime.mcv import rules
 
 __all__ = ["MCVScheduler", "MCVStopping"]
 
+_PROTOCOL = ("strategy", "mcv_state", "set_candidates", "reset_mcv_sums")
+
 
 def _model(cb):
-    from keras_autolr.runtime.mcv.model import MCVModel
-
     m = cb.model
-    if not isinstance(m, MCVModel):
+    if not all(hasattr(m, name) for name in _PROTOCOL):
         raise TypeError(
             f"{type(cb).__name__} needs an MCVModel; got {type(m).__name__}. Wrap "
             "your model: keras_autolr.runtime.mcv.MCVModel(model, method=...)."
@@ -55,6 +65,21 @@ class MCVScheduler(LearningRateCallback):
 
     Args:
         verbose: 1 prints the decision each epoch.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from keras_autolr.runtime.mcv import MCVModel, MCVScheduler
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model = MCVModel(inner, method="method1", factors=[2.0, 1.0, 0.5])
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    scheduler = MCVScheduler()
+    model.fit(np.random.rand(64, 4), np.random.rand(64, 2), batch_size=16, epochs=2,
+              verbose=0, callbacks=[scheduler])
+    scheduler.decisions[-1]["next_lr"]
+    ```
     """
 
     def __init__(self, verbose=0):
@@ -68,16 +93,18 @@ class MCVScheduler(LearningRateCallback):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         m = _model(self)
-        first = m.initial_candidate_list(self.get_lr())
+        strategy = m.strategy
+        first = strategy.first_candidates(self.get_lr())
         m.set_candidates(first)
-        if m.method in rules.EPOCH_METHODS and m.initial_candidates is not None:
-            # Algorithm 8: the first epoch trains at the smallest listed LR.
-            self.set_lr(float(np.min(first)))
+        first_lr = strategy.first_epoch_lr(first)
+        if first_lr is not None:
+            self.set_lr(first_lr)
         m.reset_mcv_sums()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         m = _model(self)
+        strategy = m.strategy
         s = m.mcv_state()
         n = max(s["steps"], 1.0)
         k = int(s["mask"].sum())
@@ -91,29 +118,28 @@ class MCVScheduler(LearningRateCallback):
         logs["mcv_discard_rate"] = s["discards"] / n
         for name, key in (("forward", "forward"), ("backward", "backward"), ("opt_steps", "opt_steps")):
             logs[f"mcv_{name}"] = s[key] / n
-        theory = m.theoretical_step_cost()
+        theory = strategy.step_cost()
         logs["mcv_theory_forward"] = float(theory.forward)
         logs["mcv_theory_backward"] = float(theory.backward)
         logs["mcv_theory_opt_steps"] = float(theory.step)
-        if m.method != "discard":
+        if strategy.trials:
             for i in range(k):
                 logs[f"mcv_cand{i}_lr"] = float(lrs[i])
                 logs[f"mcv_cand{i}_val_loss"] = float(avg_val[i])
-                if m.method == "method2":
+                if strategy.scores_train:
                     logs[f"mcv_cand{i}_train_loss"] = float(avg_train[i])
 
         next_lr = used_lr
-        if m.method in rules.EPOCH_METHODS:
-            idx = rules.select(m.method, avg_val, avg_current=avg_cur, avg_train=avg_train,
-                               alpha=m.alpha, lrs=lrs)
+        if strategy.epoch_rule:
+            idx = strategy.select(avg_val, avg_cur, avg_train, lrs)
             if idx is None or not math.isfinite(avg_cur):
                 # Every candidate diverged: stop; MCVStopping restores the best epoch.
                 self.model.stop_training = True
                 logs["mcv_nonfinite"] = 1.0
             else:
-                next_lr = float(np.clip(lrs[idx], m.min_lr, m.max_lr))
+                next_lr = strategy.clip(lrs[idx])
                 self.set_lr(next_lr)
-                m.set_candidates(m.candidates_around(next_lr))
+                m.set_candidates(strategy.candidates_around(next_lr))
         logs["mcv_next_lr"] = next_lr
         self.decisions.append({"epoch": epoch, "lr": used_lr, "next_lr": next_lr,
                                "val_losses": avg_val.tolist(), "lrs": lrs.tolist()})
@@ -135,6 +161,21 @@ class MCVStopping(keras.callbacks.Callback):
 
     Attributes after `fit`: `best_epoch` (0-based), `best`, `stopped_epoch`,
     `reason` ("patience", "nonfinite" or None).
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from keras_autolr.runtime.mcv import MCVModel, MCVStopping
+
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model = MCVModel(inner, method="method3", factors=[2.0, 1.0, 0.5])
+    model.compile(keras.optimizers.SGD(0.05), "mse")
+    stop = MCVStopping(patience=2)
+    model.fit(np.random.rand(64, 4), np.random.rand(64, 2), batch_size=16, epochs=4,
+              verbose=0, callbacks=[stop])
+    stop.best_epoch, stop.reason
+    ```
     """
 
     def __init__(self, patience=20, monitor="mcv_val_batch_loss", min_delta=0.0,

@@ -10,6 +10,8 @@ non-positive or non-finite LR.
 Example:
 
 ```python
+from keras_autolr.runtime.mcv.candidates import candidate_list, pad_candidates
+
 candidate_list(0.01)
 # array([0.05, 0.02, 0.01333, 0.01, 0.0075, 0.005, 0.002])
 padded, mask = pad_candidates([0.1, 0.01, 0.001, 0.0001], size=7)
@@ -44,6 +46,22 @@ def validate_candidates(values, what="candidate learning rates"):
     """Returns `values` as a float64 array, or raises `CandidateError`.
 
     Every entry must be a finite positive number and the list non-empty.
+
+    Args:
+        values: a number or a sequence of numbers.
+        what: what the values are, for the error message.
+
+    Raises:
+        CandidateError: an empty list, a non-number, or an entry that is not
+            finite and positive.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mcv.candidates import validate_candidates
+
+    validate_candidates([0.1, 0.01])   # array([0.1 , 0.01])
+    ```
     """
     try:
         arr = np.asarray(values, dtype="float64").reshape(-1)
@@ -71,6 +89,14 @@ def candidate_list(lr, factors=FACTORS, min_lr=1e-8, max_lr=10.0):
         lr: current learning rate (finite, positive).
         factors: multipliers, finite and positive.
         min_lr, max_lr: bounds on every candidate (`0 < min_lr <= max_lr`).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mcv.candidates import candidate_list
+
+    candidate_list(5.0, factors=[5.0, 1.0], max_lr=10.0)   # array([10.,  5.])
+    ```
     """
     lr = float(validate_candidates([lr], "learning rate")[0])
     factors = validate_candidates(factors, "candidate factors")
@@ -86,12 +112,28 @@ def pad_candidates(values, size):
 
     Returns `(padded, mask)`: padding repeats the last value (so any LR the step
     computes stays valid) and `mask` is 1.0 for real entries, 0.0 for padding.
+
+    Args:
+        values: the candidate LRs (validated).
+        size: the number of slots.
+
+    Raises:
+        CandidateError: more values than slots, or an invalid value.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mcv.candidates import pad_candidates
+
+    pad_candidates([0.1, 0.01], size=3)   # (array([0.1 , 0.01, 0.01]), array([1., 1., 0.]))
+    ```
     """
     arr = validate_candidates(values)
     if arr.size > size:
         raise CandidateError(
             f"{arr.size} candidates do not fit in {size} slots; pass at most "
-            f"{size} or raise `num_candidates`."
+            f"{size} (the strategy's `num_slots`: its number of factors, initial "
+            "candidates or voting candidates)."
         )
     padded = np.concatenate([arr, np.full(size - arr.size, arr[-1])])
     mask = np.concatenate([np.ones(arr.size), np.zeros(size - arr.size)])

@@ -5,22 +5,13 @@ batches are reshuffled every epoch by `fit(shuffle=True)`): the first half
 (*batch 1*) gives the gradient, the second (*batch 2*) validates candidate
 updates. One gradient serves every candidate LR (thesis Table 4.1: one backward).
 
-Methods (thesis chapter 3):
-
-* `"discard"` (Alg. 3): apply the step at the current LR; undo it if the
-  validation-batch loss went up.
-* `"voting"` (Alg. 4-6): each step votes for the candidate LR (from a fixed
-  list) that lowers the validation-batch loss most; an EMA of votes picks the
-  LR actually applied. A step where no candidate lowers the loss is discarded.
-* `"method1"`, `"method2"`, `"method3"` (Alg. 7-8): the LR is constant during an
-  epoch; every step records the validation loss (method 2: also the training
-  loss, weighted by `alpha`) of each candidate `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`;
-  at the end of the epoch `MCVScheduler` picks the new LR from the averages.
-
-Trial updates are exact: all weights, optimizer slots (momentum, Adam moments,
-iteration count, LR) and non-trainable state (BatchNorm statistics, dropout
-seeds) are restored bit for bit. On TensorFlow a trial is apply-then-restore
-from `tf.identity` snapshots inside the compiled step; on JAX it is pure
+What a step tries and how it decides is the model's strategy
+(`keras_autolr.runtime.mcv.strategies`: `Discard`, `Voting`, `Method1`,
+`Method2`, `Method3`); the TF and JAX train steps run it. Trial updates are
+exact: all weights, optimizer slots (momentum, Adam moments, iteration count,
+LR) and non-trainable state (BatchNorm statistics, dropout seeds) are restored
+bit for bit. On TensorFlow a trial is apply-then-restore from `tf.identity`
+snapshots inside the compiled step; on JAX it is pure
 (`optimizer.stateless_apply` + `stateless_call`) and the candidates run in one
 `jax.vmap`. Either way all candidates run inside one compiled step: no host
 round trips.
@@ -29,36 +20,15 @@ Example:
 
 ```python
 import keras, numpy as np
-from keras_autolr.runtime.mcv import MCVModel
+from keras_autolr.runtime.mcv import MCVModel, Method3
 
-inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, "relu"),
-                          keras.layers.Dense(3)])
-model = MCVModel(inner, method="method2", alpha=0.5)
-model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+model = MCVModel(inner, method=Method3(factors=[2.0, 1.0, 0.5]))
+model.compile(keras.optimizers.SGD(0.01),
               keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-x, y = np.random.rand(256, 8), np.random.randint(0, 3, 256)
-hist = model.fit(x, y, batch_size=64, epochs=3, verbose=0)
-hist.history["learning_rate"], hist.history["mcv_val_batch_loss"]
-inner.save("trained.keras")   # the wrapped model is the one to keep
+model.fit(np.random.rand(128, 8), np.random.randint(0, 3, 128), batch_size=32,
+          epochs=2, verbose=0)
 ```
-
-Args:
-    model: any Keras model (functional, sequential, subclassed).
-    method: one of "discard", "voting", "method1", "method2", "method3".
-    alpha: method 2's weight of the training loss, `(1-a)*val + a*train`.
-        The thesis used 0.1, 0.3, 0.5 and found 0.5 best.
-    factors: multipliers of the current LR tried by methods 1-3.
-    initial_candidates: LRs tried in the first epoch by methods 1-3 (the thesis
-        used `[0.1, 0.01, 0.001, 0.0001]` and trained epoch 1 at the smallest);
-        None: `factors x` the compiled optimizer's LR.
-    voting_candidates: the fixed list of `"voting"` (thesis default).
-    vote_decay: EMA coefficient of `"voting"` (weight of the newest vote).
-    min_lr, max_lr: bounds on every candidate (multiplicative rules need them).
-    score_training: run the scoring forwards in training mode (BatchNorm uses
-        batch statistics). Scoring in inference mode drove the LR of a BN model
-        to 1e-29 in one probe; keep True unless you know better.
-    discard_on_no_improvement: `"voting"` discards a step when no candidate
-        lowers the validation-batch loss (the thesis's "zero LR" vote).
 """
 
 import keras
@@ -67,16 +37,11 @@ from keras import ops
 
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime.mcv import candidates as cand_lib
-from keras_autolr.runtime.mcv import cost as cost_lib
-from keras_autolr.runtime.mcv import rules
+from keras_autolr.runtime.mcv import strategies
+from keras_autolr.runtime.mcv.callbacks import MCVScheduler, MCVStopping
+from keras_autolr.runtime.mcv.strategies import METHODS, MCVError  # noqa: F401  (re-exported)
 
-__all__ = ["MCVModel", "METHODS", "MCVError"]
-
-METHODS = ("discard", "voting", "method1", "method2", "method3")
-
-
-class MCVError(ValueError):
-    """Raised when a model or batch cannot be trained with MCV."""
+__all__ = ["MCVModel"]
 
 
 def _split(tree_, n_first):
@@ -94,51 +59,77 @@ def _batch_size(x):
 
 @keras.saving.register_keras_serializable(package="keras_autolr")
 class MCVModel(keras.Model):
-    def __init__(
-        self,
-        model,
-        method="method2",
-        alpha=0.5,
-        factors=cand_lib.FACTORS,
-        initial_candidates=None,
-        voting_candidates=cand_lib.THESIS_LR_LIST,
-        vote_decay=0.1,
-        min_lr=1e-8,
-        max_lr=10.0,
-        score_training=True,
-        discard_on_no_improvement=True,
-        **kwargs,
-    ):
+    """Wraps a Keras model so that every training step does micro cross-validation.
+
+    Each batch is split into a training half (the gradient) and a validation
+    half that scores candidate updates; the strategy `method` decides what is
+    tried and which LR or update is kept (thesis chapter 3):
+
+    * `Discard()` (Alg. 3): apply the step at the current LR; undo it if the
+      validation-batch loss went up.
+    * `Voting(candidates, decay)` (Alg. 4-6): each step votes for the candidate
+      LR (from a fixed list) that lowers the validation-batch loss most; an EMA
+      of votes picks the LR actually applied. A step where no candidate lowers
+      the loss is discarded.
+    * `Method1()`, `Method2(alpha)`, `Method3()` (Alg. 7-8): the LR is
+      constant during an epoch; every step records the validation loss (method
+      2: also the training loss, weighted by `alpha`) of each candidate
+      `[5, 2, 4/3, 1, 3/4, 1/2, 1/5] x lr`; at the end of the epoch
+      `MCVScheduler` picks the new LR from the averages.
+
+    `fit` adds an `MCVScheduler` (the epoch decisions), `TerminateOnNaN` and an
+    `MCVStopping` without patience when they are missing. Keep the wrapped
+    model (`model.model`) for inference and saving the trained network; the
+    `MCVModel` itself also saves and loads (`keras.models.load_model`).
+
+    Args:
+        model: any Keras model (functional, sequential, subclassed).
+        method: a strategy (`Discard()`, `Voting(...)`, `Method1(...)`,
+            `Method2(...)`, `Method3(...)` from
+            `keras_autolr.runtime.mcv.strategies`), or its name, one of
+            "discard", "voting", "method1", "method2", "method3".
+        score_training: run the scoring forwards in training mode (BatchNorm
+            uses batch statistics). Scoring in inference mode drove the LR of a
+            BN model to 1e-29 in one probe; keep True unless you know better.
+        **kwargs: with a method name, that method's arguments: `alpha`
+            (method2); `factors`, `initial_candidates`, `min_lr`, `max_lr`
+            (methods 1-3); `voting_candidates`, `vote_decay`,
+            `discard_on_no_improvement` (voting). A keyword the chosen method
+            does not take raises `TypeError`. Other keywords go to
+            `keras.Model` (`name`, ...).
+
+    Raises:
+        MCVError: an unknown method name, a bad argument value, or a `model`
+            that is not a `keras.Model`.
+        TypeError: a method keyword that does not apply to the chosen method.
+
+    Example:
+
+    ```python
+    import keras, numpy as np
+    from keras_autolr.runtime.mcv import MCVModel, Method2
+
+    inner = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(3)])
+    model = MCVModel(inner, method=Method2(alpha=0.5))   # or method="method2", alpha=0.5
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = np.random.rand(256, 8), np.random.randint(0, 3, 256)
+    hist = model.fit(x, y, batch_size=64, epochs=3, verbose=0)
+    hist.history["learning_rate"], hist.history["mcv_val_batch_loss"]
+    inner.save("trained.keras")   # the wrapped model is the one to keep
+    ```
+    """
+
+    def __init__(self, model, method="method2", score_training=True, **kwargs):
+        sugar = {k: kwargs.pop(k) for k in list(kwargs) if k in strategies.SUGAR_KEYS}
         super().__init__(**kwargs)
-        if method not in METHODS:
-            raise MCVError(f"Unknown MCV method {method!r}; choose one of {METHODS}.")
         if not isinstance(model, keras.Model):
             raise MCVError(f"MCVModel wraps a keras.Model, got {type(model).__name__}.")
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise MCVError(f"alpha must be in [0, 1], got {alpha}.")
-        if not 0.0 < float(vote_decay) <= 1.0:
-            raise MCVError(f"vote_decay must be in (0, 1], got {vote_decay}.")
+        self.strategy = strategies.get(method, **sugar)
         self.model = model
-        self.method = method
-        self.alpha = float(alpha)
-        self.factors = tuple(float(f) for f in cand_lib.validate_candidates(factors, "candidate factors"))
-        self.initial_candidates = (
-            None if initial_candidates is None
-            else tuple(float(v) for v in cand_lib.validate_candidates(initial_candidates))
-        )
-        self.voting_candidates = tuple(float(v) for v in cand_lib.validate_candidates(voting_candidates))
-        cand_lib.candidate_list(1.0, self.factors, min_lr, max_lr)  # validates bounds
-        self.vote_decay = float(vote_decay)
-        self.min_lr, self.max_lr = float(min_lr), float(max_lr)
         self.score_training = bool(score_training)
-        self.discard_on_no_improvement = bool(discard_on_no_improvement)
-        if method == "voting":
-            self.num_slots = len(self.voting_candidates)
-        elif method == "discard":
-            self.num_slots = 1
-        else:
-            self.num_slots = max(len(self.factors), len(self.initial_candidates or ()))
-        k = self.num_slots
+        k = self.strategy.num_slots
         # MCV's own state: updated in the compiled step, never rolled back.
         mk = lambda name, shape, value: self.add_weight(  # noqa: E731
             shape=shape, initializer=keras.initializers.Constant(value),
@@ -166,6 +157,16 @@ class MCVModel(keras.Model):
         }
         self._candidates_ready = False
 
+    @property
+    def method(self):
+        """The strategy's name ("discard", "voting", "method1", "method2", "method3")."""
+        return self.strategy.name
+
+    @property
+    def num_slots(self):
+        """Candidate slots of the compiled step (the strategy's)."""
+        return self.strategy.num_slots
+
     # -- Keras plumbing -------------------------------------------------------
 
     def call(self, inputs, training=None):
@@ -180,11 +181,8 @@ class MCVModel(keras.Model):
         config = super().get_config()
         config.update(
             model=keras.saving.serialize_keras_object(self.model),
-            method=self.method, alpha=self.alpha, factors=list(self.factors),
-            initial_candidates=None if self.initial_candidates is None else list(self.initial_candidates),
-            voting_candidates=list(self.voting_candidates), vote_decay=self.vote_decay,
-            min_lr=self.min_lr, max_lr=self.max_lr, score_training=self.score_training,
-            discard_on_no_improvement=self.discard_on_no_improvement,
+            method=keras.saving.serialize_keras_object(self.strategy),
+            score_training=self.score_training,
         )
         return config
 
@@ -192,6 +190,13 @@ class MCVModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        method = config.get("method", "method2")
+        if isinstance(method, str):
+            # A config from before strategies held every method's keywords.
+            legacy = {k: config.pop(k) for k in strategies.SUGAR_KEYS if k in config}
+            config.update(strategies.applicable(method, legacy))
+        else:
+            config["method"] = keras.saving.deserialize_keras_object(method)
         return cls(**config)
 
     def fit(self, *args, callbacks=None, **kwargs):
@@ -202,8 +207,6 @@ class MCVModel(keras.Model):
         training and restores the best epoch's weights (pass your own
         `MCVStopping(patience=...)` for the thesis's patience rule).
         """
-        from keras_autolr.runtime.mcv.callbacks import MCVScheduler, MCVStopping
-
         callbacks = list(callbacks or [])
         if not any(isinstance(c, MCVScheduler) for c in callbacks):
             callbacks.insert(0, MCVScheduler())
@@ -235,6 +238,7 @@ class MCVModel(keras.Model):
         self._candidates_ready = True
 
     def reset_mcv_sums(self):
+        """Zeroes the epoch's accumulators (the vote history is kept)."""
         for v in (self._sum_val, self._sum_train):
             v.assign(np.zeros(self.num_slots, "float32"))
         for v in (self._sum_current, self._n_steps, self._n_discards,
@@ -242,21 +246,8 @@ class MCVModel(keras.Model):
             v.assign(0.0)
 
     def candidates_around(self, lr):
-        return cand_lib.candidate_list(lr, self.factors, self.min_lr, self.max_lr)
-
-    def initial_candidate_list(self, lr):
-        if self.method == "voting":
-            return np.asarray(self.voting_candidates)
-        if self.method == "discard":
-            return np.asarray([lr])
-        if self.initial_candidates is not None:
-            return np.asarray(self.initial_candidates)
-        return self.candidates_around(lr)
-
-    def theoretical_step_cost(self):
-        if self.method == "discard":
-            return cost_lib.step_cost("discard")
-        return cost_lib.step_cost(self.method, self.num_slots)
+        """The strategy's candidate list when the LR is `lr`."""
+        return self.strategy.candidates_around(lr)
 
     # -- shared pieces --------------------------------------------------------
 
@@ -297,7 +288,7 @@ class MCVModel(keras.Model):
         """New values of the MCV state (pure; `st` maps names to current values).
 
         Non-finite candidate losses are summed as they are (an inf/NaN average
-        then never wins in `rules.select*`, and all-NaN stops training).
+        then never wins in `rules.select_method*`, and all-NaN stops training).
         """
         new = dict(st)
         mask = st["cand_mask"]

@@ -17,8 +17,9 @@ floor it at `floor` (documented, tested) rather than stop the run.
 Example:
 
 ```python
-gamma_from_loss(2.3026, 10)                       # 0.669
-gamma = compute_gamma(model, x_train, y_train, num_classes=10)
+from keras_autolr.runtime.mlrsnet.gamma import gamma_from_loss
+
+print(round(gamma_from_loss(2.3026, 10), 3))  # 0.669: an untrained 10-class model
 ```
 """
 
@@ -47,7 +48,25 @@ def _check_classes(num_classes):
 
 
 def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR):
-    """The reference's gamma for a loss value `loss` and `num_classes` classes."""
+    """The reference's gamma for a loss value `loss` and `num_classes` classes.
+
+    Args:
+        loss: the mean training loss L0 (finite, positive).
+        num_classes: class count C (>= 2).
+        floor: lower bound of the result (the rule is <= 0 when L0 * C <= 1).
+
+    Returns:
+        `max(sqrt(L0) * ln(L0 * C) / C**0.25 / 4, floor)` as a float.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet.gamma import gamma_from_loss
+
+    print(round(gamma_from_loss(4.6052, 100), 2))  # 1.04: CIFAR-100 at initialisation
+    print(gamma_from_loss(0.05, 10))               # 0.001: floored
+    ```
+    """
     C = _check_classes(num_classes)
     loss = float(loss)
     if not math.isfinite(loss) or loss <= 0.0:
@@ -60,7 +79,25 @@ def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR):
 
 
 def gamma_rule(loss, num_classes, floor=GAMMA_FLOOR):
-    """`gamma_from_loss` in `keras.ops` (used in-graph on the first batch)."""
+    """`gamma_from_loss` in `keras.ops` (used in-graph on the first batch).
+
+    Args:
+        loss: scalar loss tensor.
+        num_classes: class count C (>= 2).
+        floor: lower bound of the result.
+
+    Returns:
+        A float32 scalar tensor.
+
+    Example:
+
+    ```python
+    from keras import ops
+    from keras_autolr.runtime.mlrsnet.gamma import gamma_rule
+
+    print(float(gamma_rule(ops.convert_to_tensor(2.3026), 10)))  # ~0.669
+    ```
+    """
     C = float(_check_classes(num_classes))
     loss = ops.maximum(ops.cast(loss, "float32"), 1e-12)
     g = ops.sqrt(loss) * ops.log(loss * C) / (C**0.25) / 4.0
@@ -68,7 +105,30 @@ def gamma_rule(loss, num_classes, floor=GAMMA_FLOOR):
 
 
 def initial_loss(model, x, y=None, batch_size=256):
-    """Mean loss of the compiled `model` over (x, y): the reference's L0."""
+    """Mean loss of the compiled `model` over (x, y): the reference's L0.
+
+    Args:
+        model: a compiled Keras model.
+        x: inputs (non-empty).
+        y: targets.
+        batch_size: evaluation batch size.
+
+    Raises:
+        EmptyDataError: `x` or `y` is empty.
+        ValueError: the loss is not finite.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.mlrsnet.gamma import initial_loss
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile("sgd", "mse")
+    print(initial_loss(model, np.ones((4, 2)), np.full((4, 1), 2.0)))  # 4.0
+    ```
+    """
     n = 0 if x is None else (len(x) if hasattr(x, "__len__") else None)
     if n == 0 or (y is not None and hasattr(y, "__len__") and len(y) == 0):
         raise EmptyDataError(
@@ -83,6 +143,28 @@ def initial_loss(model, x, y=None, batch_size=256):
 
 
 def compute_gamma(model, x, y=None, num_classes=None, floor=GAMMA_FLOOR, batch_size=256):
-    """The reference's gamma for a compiled model and its training data."""
+    """The reference's gamma for a compiled model and its training data.
+
+    Args:
+        model: a compiled classifier.
+        x: training inputs.
+        y: training labels.
+        num_classes: class count C (>= 2).
+        floor: lower bound of gamma.
+        batch_size: evaluation batch size.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.mlrsnet.gamma import compute_gamma
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).normal(size=(64, 4)), np.arange(64) % 10
+    print(compute_gamma(model, x, y, num_classes=10))  # ~0.7
+    ```
+    """
     _check_classes(num_classes)
     return gamma_from_loss(initial_loss(model, x, y, batch_size), num_classes, floor)

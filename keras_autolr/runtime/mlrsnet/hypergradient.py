@@ -18,8 +18,18 @@ Paper values: beta = 1e-3 for SGD, 1e-7 for Adam (they search
 Example:
 
 ```python
-model.compile(optimizer=keras.optimizers.SGD(0.05), loss=...)
-model.fit(x, y, epochs=10, callbacks=[HypergradientDescent(beta=1e-3)])
+import keras
+import numpy as np
+from keras_autolr.runtime.mlrsnet import HypergradientDescent
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 3)).astype("float32")
+y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+hd = HypergradientDescent(beta=1e-3, record_every=1)
+model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[hd])
+print(hd.lr_history[:3])  # the LR moves with <g_t, g_{t-1}>
 ```
 
 Args:
@@ -37,7 +47,31 @@ __all__ = ["HypergradientDescent", "hd_update"]
 
 
 def hd_update(lr_prev, grads, weights, prev_weights, started, beta, min_lr):
-    """Pure HD rule (keras.ops): returns the new LR."""
+    """Pure HD rule (keras.ops): returns the new LR.
+
+    Args:
+        lr_prev: the LR of the previous step.
+        grads: current gradients (None entries are skipped).
+        weights: current weights w_t.
+        prev_weights: the weights before the previous update, w_{t-1}.
+        started: > 0 once a previous step exists (else `lr_prev` is kept).
+        beta: the hyper-LR.
+        min_lr: floor of the LR.
+
+    Returns:
+        `max(lr_prev - beta * <g_t, (w_t - w_{t-1}) / lr_prev>, min_lr)`.
+
+    Example:
+
+    ```python
+    from keras import ops
+    from keras_autolr.runtime.mlrsnet.hypergradient import hd_update
+
+    g, w, w_prev = [ops.ones((2,))], [ops.zeros((2,))], [ops.ones((2,)) * 0.1]
+    # SGD at LR 0.1 stepped by -0.1 * g: gradients agree, so the LR rises by beta * |g|^2.
+    print(float(hd_update(0.1, g, w, w_prev, 1.0, beta=0.01, min_lr=1e-8)))  # 0.12
+    ```
+    """
     dot = 0.0
     for g, w, wp in zip(grads, weights, prev_weights):
         if g is None:

@@ -22,7 +22,10 @@ numbers:
 Example:
 
 ```python
-net = MLRSNet(mode="image")
+import keras
+from keras_autolr.runtime.mlrsnet import MLRSNet, load_net
+
+net = MLRSNet(mode="image", seed=0)
 h, c = net.initial_state()
 p, h, c = net(keras.ops.convert_to_tensor(2.3), h, c)  # p in (0, 1)
 net.save("my_net.keras")
@@ -71,6 +74,17 @@ def cell_step(params, x, h, c):
     Returns:
         `(p, h, c)`: p in (0, 1) with the shape of `x` broadcast to (B,), and
         the new state.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet import MLRSNet, cell_step
+
+    net = MLRSNet(seed=0)
+    h, c = net.initial_state()
+    p, h, c = cell_step([v.value for v in net.params], 2.3, h, c)
+    print(p.shape, h.shape)  # (1,) (1, 50)
+    ```
     """
     wi1, bi1, wi2, bi2, wh1, bh1, wh2, bh2, wo, bo = params
     x = ops.reshape(ops.cast(x, "float32"), (-1, 1))
@@ -102,6 +116,19 @@ class MLRSNet(keras.Model):
             None picks the reference value for `mode`.
         seed: initialisation seed.
         meta: free-form dict saved with the net (training provenance).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.mlrsnet import MLRSNet
+
+    net = MLRSNet(mode="image", seed=0)
+    h, c = net.initial_state()
+    p, h, c = net(keras.ops.convert_to_tensor([2.3]), h, c)
+    print(net.count_params(), float(p[0]))  # 11776 params; an untrained net gives p ~ 0.5
+    ```
     """
 
     def __init__(self, mode="image", hidden=50, mlp_width=None, seed=None, meta=None, **kwargs):
@@ -164,7 +191,25 @@ class MLRSNet(keras.Model):
 
 
 def check_mode(net, task):
-    """Raises `ModeMismatchError` unless `net.mode == task`."""
+    """Raises `ModeMismatchError` unless `net.mode == task`.
+
+    Args:
+        net: an `MLRSNet`.
+        task: "image", "text" or None (None: no check).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet import MLRSNet, ModeMismatchError
+    from keras_autolr.runtime.mlrsnet.net import check_mode
+
+    check_mode(MLRSNet(mode="image"), "image")  # fine
+    try:
+        check_mode(MLRSNet(mode="text"), "image")
+    except ModeMismatchError as e:
+        print(e)
+    ```
+    """
     if task is None:
         return
     if task not in MODES:
@@ -178,7 +223,25 @@ def check_mode(net, task):
 
 
 def load_net(path):
-    """Loads an `MLRSNet` from a `.keras` file, with a clear error for anything else."""
+    """Loads an `MLRSNet` from a `.keras` file, with a clear error for anything else.
+
+    Args:
+        path: a `.keras` file written by `MLRSNet.save`, or an `MLRSNet`
+            (returned as is).
+
+    Raises:
+        MLRSNetFileError: the file is missing, not a `.keras` archive, or
+            holds another kind of model.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet import MLRSNet, load_net
+
+    MLRSNet(mode="text", seed=1).save("text_net.keras")
+    print(load_net("text_net.keras").mode)  # text
+    ```
+    """
     if isinstance(path, MLRSNet):
         return path
     p = pathlib.Path(path)

@@ -39,8 +39,17 @@ stops the run if you add it.
 Example:
 
 ```python
+import keras
+import numpy as np
+from keras_autolr.runtime.mlrsnet import MLRSNetScheduler
+
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(128, 8)).astype("float32"), rng.integers(0, 4, 128)
+model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="softmax")])
 model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
-model.fit(x, y, epochs=10, callbacks=[MLRSNetScheduler("image")])
+cb = MLRSNetScheduler("image", record_every=1)
+model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
+print(len(cb.lr_history), cb.lr_history[0])  # 8 per-batch LRs from the shipped net
 ```
 
 Args:
@@ -84,7 +93,23 @@ from keras_autolr.runtime.mlrsnet.net import ModeMismatchError, cell_step, check
 __all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "scheduler_update"]
 
 def shipped_net_path(kind):
-    """Path of the shipped net "image" or "text" in `saved_controllers/`."""
+    """Path of the shipped net "image" or "text" in `saved_controllers/`.
+
+    Args:
+        kind: "image" or "text".
+
+    Raises:
+        FileNotFoundError: the file is not shipped (the message says how to
+            meta-train one).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet import shipped_net_path
+
+    print(shipped_net_path("image").name)  # mlrsnet_image.keras
+    ```
+    """
     return artifacts.artifact_path(
         f"mlrsnet_{kind}.keras",
         hint=f"Or meta-train one: `keras-autolr mlrsnet meta-train --task {kind} --out mlrsnet_{kind}.keras`.",
@@ -95,6 +120,20 @@ def shipped_checkpoints(kind):
     """The shipped early / middle / late nets of `kind` for the checkpoint swap.
 
     Falls back to the final net alone when the stage files are missing.
+
+    Args:
+        kind: "image" or "text".
+
+    Returns:
+        A list of paths (3, or 1 without the stage files).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet.scheduler import shipped_checkpoints
+
+    print([p.name for p in shipped_checkpoints("text")])
+    ```
     """
     late = shipped_net_path(kind)
     folder = artifacts.artifacts_dir()
@@ -116,6 +155,36 @@ def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes
     `gamma <= 0` means "compute from this loss" (image rule, needs
     `num_classes`); `k <= 0` means "fix the relative factor now". Non-finite
     losses leave state, gamma, k and the LR (`prev_lr`) unchanged.
+
+    Args:
+        params: the net's 10 arrays (`MLRSNet.params` values).
+        loss: the batch loss (scalar).
+        h, c: LSTM state, shape (1, hidden).
+        gamma: current gamma (<= 0: compute it from this loss).
+        k: relative factor (<= 0: fix it now so that the LR is `prev_lr`).
+        prev_lr: the LR of the previous step.
+        norm: divisor of the loss (1, or log(vocab) for text nets).
+        num_classes: class count for the gamma rule (None: no rule).
+        relative: scale "relative" (True) or "absolute".
+        min_lr: floor of the LR.
+
+    Returns:
+        `(lr, h, c, gamma, k, finite)`.
+
+    Example:
+
+    ```python
+    from keras import ops
+    from keras_autolr.runtime.mlrsnet import MLRSNet
+    from keras_autolr.runtime.mlrsnet.scheduler import scheduler_update
+
+    net = MLRSNet(seed=0)
+    h, c = net.initial_state()
+    lr, h, c, gamma, k, finite = scheduler_update(
+        [v.value for v in net.params], ops.convert_to_tensor(2.3), h, c, ops.convert_to_tensor(0.5),
+        ops.convert_to_tensor(1.0), 0.1, norm=1.0, num_classes=None, relative=False, min_lr=1e-8)
+    print(float(lr))  # 0.5 * p, p ~ 0.5
+    ```
     """
     loss = ops.cast(ops.reshape(loss, ()), "float32")
     finite = ops.isfinite(loss)

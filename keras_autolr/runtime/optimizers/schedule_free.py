@@ -18,17 +18,54 @@ after it was updated. It is what the `schedule_free` baseline uses.
 Example:
 
 ```python
-model.compile(optimizer=keras_autolr.runtime.optimizers.schedule_free.ScheduleFreeAdamW(2.5e-3), loss="mse")
+import keras
+import numpy as np
+from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
+
+x = np.random.rand(64, 4).astype("float32")
+y = x.sum(axis=1, keepdims=True)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer=ScheduleFreeAdamW(2.5e-3), loss="mse")
+model.fit(x, y, epochs=2, verbose=0)
 ```
 """
 
 import keras
 from keras import ops
 
+__all__ = ["ScheduleFreeAdamW"]
+
 
 @keras.saving.register_keras_serializable(package="keras_autolr")
 class ScheduleFreeAdamW(keras.optimizers.ScheduleFreeAdamW):
-    """Keras's `ScheduleFreeAdamW`, with the old momentum copied before it is updated."""
+    """Keras's `ScheduleFreeAdamW`, with the z sequence started from the weights on every backend.
+
+    Same arguments, defaults and algorithm as `keras.optimizers.ScheduleFreeAdamW`
+    (schedule-free AdamW, Defazio et al. 2024); only where the momentum slot is
+    initialised differs (see the module docstring).
+
+    Args:
+        learning_rate: a float or a `LearningRateSchedule`; Keras's default
+            is 0.0025.
+        **kwargs: the other arguments of `keras.optimizers.ScheduleFreeAdamW`
+            (`beta_1`, `beta_2`, `epsilon`, `warmup_steps`, `weight_decay`, ...).
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
+
+    keras.utils.set_random_seed(0)
+    x = np.random.rand(64, 4).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=ScheduleFreeAdamW(1e-2, warmup_steps=4), loss="mse")
+    history = model.fit(x, y, epochs=2, verbose=0)
+    print(history.history["loss"][-1] < history.history["loss"][0])  # True
+    ```
+    """
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)

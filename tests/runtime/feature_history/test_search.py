@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -44,13 +45,26 @@ class _FakeTrial:
 
 def test_optuna_pruning_callback_reports_and_prunes():
     optuna = pytest.importorskip("optuna")
+    pytest.importorskip("optuna_integration")
     trial = _FakeTrial(prune_at=2)
-    cb = search.OptunaPruningCallback(trial)
+    cb = search.pruning_callback(trial, every=2)  # as ProxyAccuracy(every=2)
+    assert isinstance(cb, keras.callbacks.Callback)
     cb.on_epoch_end(0, {"loss": 1.0})  # no proxy this epoch: no report
     cb.on_epoch_end(1, {"val_proxy_accuracy": 0.5})
     assert trial.reports == [(1, 0.5)]
-    with pytest.raises(optuna.TrialPruned, match="epoch 2"):
-        cb.on_epoch_end(2, {"val_proxy_accuracy": 0.4})
+    cb.on_epoch_end(2, {"val_proxy_accuracy": 0.9})  # off the interval: not looked at
+    assert trial.reports == [(1, 0.5)]
+    with pytest.raises(optuna.TrialPruned, match="epoch 3"):
+        cb.on_epoch_end(3, {"val_proxy_accuracy": 0.4})
+
+
+def test_proxy_callbacks_end_with_optunas_pruning_callback(tmp_path, digits):
+    pytest.importorskip("optuna")
+    integration = pytest.importorskip("optuna_integration")
+    xt, yt, xv, yv = digits
+    cbs = search.proxy_callbacks(str(tmp_path / "h.h5"), (xt, yt), (xv, yv), trial=_FakeTrial(9), every=3)
+    assert [type(c).__name__ for c in cbs] == ["FeatureHistory", "ProxyAccuracy", "KerasPruningCallback"]
+    assert isinstance(cbs[-1], integration.KerasPruningCallback) and cbs[-1]._interval == cbs[1].every == 3
 
 
 def test_create_study_is_tpe_with_hyperband_pruner(tmp_path):

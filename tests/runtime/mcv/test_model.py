@@ -9,8 +9,8 @@ import pytest
 
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import methods
-from keras_autolr.runtime.mcv import (CandidateError, MCVScheduler, MCVError, MCVModel, MCVStopping,
-                              THESIS_LR_LIST)
+from keras_autolr.runtime.mcv import (CandidateError, MCVError, MCVModel, MCVScheduler, MCVStopping,
+                                     Method2, THESIS_LR_LIST)
 
 FACTORS = (2.0, 1.0, 0.5)
 
@@ -165,7 +165,9 @@ def test_bad_input_errors():
 def test_config_round_trip_and_controller_added_once():
     model = MCVModel(_inner(), method="method2", alpha=0.3, factors=FACTORS, min_lr=1e-6)
     clone = MCVModel.from_config(model.get_config())
-    assert (clone.method, clone.alpha, clone.factors, clone.min_lr) == ("method2", 0.3, FACTORS, 1e-6)
+    assert clone.strategy == Method2(alpha=0.3, factors=FACTORS, min_lr=1e-6)
+    assert (clone.method, clone.strategy.alpha, clone.strategy.factors, clone.strategy.min_lr) == (
+        "method2", 0.3, FACTORS, 1e-6)
     x, y = _data()
     ctrl = MCVScheduler()
     _compile(model).fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[ctrl])
@@ -180,7 +182,7 @@ def test_registry_setup_wraps_model():
     assert any(isinstance(c, MCVStopping) and c.patience == 4 for c in setup.callbacks)
     assert lr_lib.get_learning_rate(setup.optimizer) == pytest.approx(0.01)
     default = methods.make_setup("mcv", initial_lr=0.01, epochs=1, steps_per_epoch=1, alpha=0.1)
-    assert default.wrap_model(_inner()).alpha == 0.1
+    assert default.wrap_model(_inner()).strategy == Method2(alpha=0.1)
     with pytest.raises(ValueError, match="Unknown MCV options"):
         methods.make_setup("mcv", initial_lr=0.01, epochs=1, steps_per_epoch=1, bogus=1)
     assert setup.train_data is None  # default: batch halves
@@ -189,14 +191,14 @@ def test_registry_setup_wraps_model():
 
 
 def test_registry_paired_setup_runs_through_run_one():
-    from keras_autolr.harness import runner as experiment
+    from keras_autolr.harness import runner
 
     setup = methods.make_setup("mcv:method3", initial_lr=0.01, epochs=1, steps_per_epoch=1, pairing="paired")
     x, y = _data()
     ds = setup.train_data(x, y, 16, 0)
     assert len(ds) == -(-len(x) // 16) and len(ds[0][0]) == 32
-    rec = experiment.run_one("digits_cnn", "mcv:method3", 0.01, size="smoke", epochs=1,
-                             optimizer="adam", options={"pairing": "paired"})
+    rec = runner.run_one("digits_cnn", "mcv:method3", 0.01, size="smoke", epochs=1,
+                         optimizer="adam", options={"pairing": "paired"})
     assert rec["epochs_run"] == 1 and rec["options"] == {"pairing": "paired"}
 
 

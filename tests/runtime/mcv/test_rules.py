@@ -62,10 +62,3 @@ def test_method3_largest_lr_below_current_else_min():
     assert rules.select_method3([0.9, 0.95], 1.0, lrs=[0.1, 0.3]) == 1
     assert rules.select_method3([math.nan] * 2, 1.0) is None
 
-
-def test_select_dispatch_and_errors():
-    assert rules.select("method1", [1.0, 0.5]) == 1
-    with pytest.raises(ValueError, match="avg_train"):
-        rules.select("method2", [1.0])
-    with pytest.raises(ValueError, match="no epoch rule"):
-        rules.select("voting", [1.0])

@@ -1,0 +1,625 @@
+"""The leaderboard: every LR method on many workloads, scored AlgoPerf-style.
+
+A *workload* is a registered task (`harness.tasks`) at a fixed size and epoch
+budget with a frozen *target* (the validation metric a tuned AdamW +
+warmup-cosine reaches: `calibrate_targets`). An *entry* is a registered method
+(`harness.methods`) as the leaderboard runs it: from its defaults, nothing
+tuned per workload (AlgoPerf's self-tuning ruleset), optionally from an
+initial LR 10x too small or too large (`lr_variants`).
+
+Each (workload, entry, seed) cell is one run whose record (one JSON file)
+holds `workload`, `method`, `seed`, `reached_target`, `steps_to_target`,
+`seconds_to_target`, `best_metric`, `final_metric`, `diverged` and the
+per-epoch curves. Seconds count training only (validation passes are
+excluded, as AlgoPerf excludes evaluation time) but include everything the
+method spends inside `fit` (MCV's trial passes, ARC's queries) and any cost
+its setup reports before `fit` (an LR finder's sweep: `Setup.cost_seconds`).
+`aggregate` turns records into per-method benchmark scores
+(`harness.profiles`), a per-workload table and plots.
+
+`run_cells` runs cells resumably (finished cells are skipped), locally or as
+Ray tasks (`backend="ray"`); `shard(cells, i, k)` splits a grid for any
+cluster scheduler, whose outputs `aggregate` reads from one folder.
+
+Example:
+
+```python
+from keras_autolr.harness import leaderboard
+
+cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "constant"], seeds=[0], smoke=True)
+records = leaderboard.run_cells(cells, "lb", targets={"digits_mlp_lb": 0.2}, progress=False)
+summary = leaderboard.aggregate(records)
+assert set(summary["scores"]) == {"adam", "constant"}
+```
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+import time
+
+import keras
+
+from keras_autolr.harness import methods as methods_lib
+from keras_autolr.harness import profiles
+from keras_autolr.harness import runner
+from keras_autolr.harness import tasks as tasks_lib
+
+__all__ = [
+    "Workload",
+    "Entry",
+    "WORKLOADS",
+    "ENTRIES",
+    "workload_names",
+    "entry_names",
+    "lr_variants",
+    "Cell",
+    "grid",
+    "shard",
+    "run_cells",
+    "load_records",
+    "aggregate",
+    "markdown_report",
+    "TrainingClock",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One leaderboard workload: a registered task at a fixed size and budget.
+
+    Args:
+        name: the workload's name (also its key in the targets file).
+        task: a task name in `harness.tasks`.
+        size: the task size to run ("small"; "smoke" is used by `--smoke`).
+        epochs: the epoch budget (the step budget is epochs x steps per epoch).
+        kind: a short description shown in tables.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.leaderboard import Workload
+
+    w = Workload("digits", task="digits_cnn", epochs=10, kind="8x8 images, CNN")
+    assert w.size == "small"
+    ```
+    """
+
+    name: str
+    task: str
+    epochs: int
+    size: str = "small"
+    kind: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A method as the leaderboard runs it: a registry name with fixed defaults.
+
+    Args:
+        name: the leaderboard's name for it (e.g. "arc" or "arc@lr/10").
+        method: a method name in `harness.methods`.
+        initial_lr: the initial LR it starts from (its documented default).
+        optimizer: an optimizer name, or None for the task's own.
+        options: method options.
+        takes_lr: whether the initial LR matters (the method is then also run
+            from 10x too small and 10x too large by `lr_variants`).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.leaderboard import Entry
+
+    e = Entry("adam", method="constant", initial_lr=1e-3, optimizer="adam")
+    assert e.takes_lr
+    ```
+    """
+
+    name: str
+    method: str
+    initial_lr: float
+    optimizer: str = None
+    options: dict = dataclasses.field(default_factory=dict)
+    takes_lr: bool = True
+
+    def __hash__(self):
+        return hash((self.name, self.method, self.initial_lr, self.optimizer,
+                     json.dumps(self.options, sort_keys=True), self.takes_lr))
+
+
+# Workloads: registered tasks (suite "leaderboard" of harness.tasks) at the budgets below.
+WORKLOADS = {}
+
+
+def _workload(*args, **kwargs):
+    w = Workload(*args, **kwargs)
+    WORKLOADS[w.name] = w
+    return w
+
+
+_workload("digits_mlp_lb", task="digits_mlp_lb", epochs=30, kind="8x8 digits, MLP")
+_workload("mnist1d_cnn_lb", task="mnist1d_cnn", epochs=15, kind="MNIST-1D, 1-D CNN")
+_workload("mnist1d_gru_lb", task="mnist1d_gru_lb", epochs=15, kind="MNIST-1D as a sequence, GRU")
+_workload("fashion_cnn_bn_lb", task="fashion_cnn_bn_lb", epochs=8, kind="Fashion-MNIST, CNN + BatchNorm")
+_workload("cifar10_resnet9_lb", task="cifar10_resnet9_lb", epochs=8, kind="CIFAR-10 subset, ResNet-9")
+_workload("cifar10_mixer_lb", task="cifar10_mixer_lb", epochs=8, kind="CIFAR-10 subset, MLP-Mixer")
+_workload("ptb_lstm_lb", task="ptb_lstm_lb", epochs=6, kind="PTB words, LSTM LM (perplexity)")
+_workload("shakespeare_gru_lb", task="shakespeare_gru_lb", epochs=6, kind="Tiny Shakespeare chars, GRU LM")
+_workload("shakespeare_transformer_lb", task="shakespeare_transformer_lb", epochs=6,
+          kind="Tiny Shakespeare chars, tiny transformer")
+_workload("diabetes_mlp_lb", task="diabetes_mlp_lb", epochs=60, kind="tabular regression, MLP (MSE)")
+_workload("sine_cnn_lb", task="sine_cnn_lb", epochs=20, kind="1-D signal regression, CNN (MSE)")
+_workload("blobs_segmentation_lb", task="blobs_segmentation_lb", epochs=15, kind="segmentation, FCN (pixel accuracy)")
+_workload("digits_autoencoder_lb", task="digits_autoencoder_lb", epochs=40, kind="8x8 digits, autoencoder (MSE)")
+
+
+# Entries: every registered method from its defaults (AlgoPerf's self-tuning ruleset).
+ENTRIES = {}
+
+
+def _entry(*args, **kwargs):
+    e = Entry(*args, **kwargs)
+    ENTRIES[e.name] = e
+    return e
+
+
+_entry("adam", "constant", 1e-3, optimizer="adam")
+_entry("adamw_warmup_cosine", "adamw_warmup_cosine", 1e-3)
+_entry("nadamw_warmup_cosine", "nadamw_warmup_cosine", 1e-3)
+_entry("sgd_momentum_cosine", "sgd_momentum_cosine", 0.1)
+_entry("plateau", "plateau", 1e-3, optimizer="adam")
+_entry("schedule_free_keras", "schedule_free", 1e-3)
+_entry("schedule_free_ref", "schedule_free_ref", 2.5e-3)
+_entry("prodigy", "prodigy", 1.0, takes_lr=False)
+_entry("dadapt_adam", "dadapt_adam", 1.0, takes_lr=False)
+_entry("dog", "dog", 1.0, takes_lr=False)
+_entry("lr_finder+cosine", "lr_finder+cosine", 1e-3, optimizer="adam", takes_lr=False)
+_entry("hypergradient", "hypergradient", 1e-3, optimizer="adam")
+_entry("arc", "arc", 1e-3, optimizer="adam")
+_entry("mlrsnet", "mlrsnet", 0.1, optimizer="sgd", takes_lr=False)
+_entry("mcv_method3", "mcv:method3", 1e-3, optimizer="adam", options={"pairing": "paired"})
+_entry("mcv_method2", "mcv:method2", 1e-3, optimizer="adam", options={"pairing": "paired", "alpha": 0.3})
+
+
+def workload_names():
+    """Names of the built-in leaderboard workloads.
+
+    Returns:
+        A list of names, in registration order.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    assert "digits_mlp_lb" in leaderboard.workload_names()
+    ```
+    """
+    return list(WORKLOADS)
+
+
+def entry_names(available_only=True):
+    """Names of the leaderboard entries (methods from their defaults).
+
+    Args:
+        available_only: leave out entries whose method is not registered
+            (e.g. an optional extra is missing).
+
+    Returns:
+        A list of names.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    assert "adam" in leaderboard.entry_names()
+    ```
+    """
+    known = set(methods_lib.names())
+    return [n for n, e in ENTRIES.items() if not available_only or e.method.split(":")[0] in known
+            or e.method in known]
+
+
+def lr_variants(entry):
+    """The entry itself plus, when its LR matters, the same from 10x too small and too large.
+
+    Args:
+        entry: an `Entry`.
+
+    Returns:
+        A list of entries named `name`, `name@lr/10`, `name@lrx10`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.leaderboard import ENTRIES, lr_variants
+
+    names = [e.name for e in lr_variants(ENTRIES["arc"])]
+    assert names == ["arc", "arc@lr/10", "arc@lrx10"]
+    ```
+    """
+    if not entry.takes_lr:
+        return [entry]
+    return [entry,
+            dataclasses.replace(entry, name=f"{entry.name}@lr/10", initial_lr=entry.initial_lr / 10),
+            dataclasses.replace(entry, name=f"{entry.name}@lrx10", initial_lr=entry.initial_lr * 10)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One leaderboard run: a workload, an entry, a seed.
+
+    Args:
+        workload: a `Workload`.
+        entry: an `Entry`.
+        seed: the run's seed.
+        smoke: run at the task's "smoke" size for 2 epochs (CI).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.leaderboard import ENTRIES, WORKLOADS, Cell
+
+    c = Cell(WORKLOADS["digits_mlp_lb"], ENTRIES["adam"], seed=0)
+    assert c.key == "digits_mlp_lb__adam__s0"
+    ```
+    """
+
+    workload: Workload
+    entry: Entry
+    seed: int
+    smoke: bool = False
+
+    @property
+    def key(self):
+        safe = self.entry.name.replace("/", "_div_").replace("+", "_plus_")
+        return f"{self.workload.name}__{safe}__s{self.seed}"
+
+
+def grid(workloads=None, entries=None, seeds=(0, 1, 2), *, bad_lrs=True, smoke=False):
+    """All cells of a leaderboard run.
+
+    Args:
+        workloads: workload names (default: all).
+        entries: entry names (default: all available).
+        seeds: seeds.
+        bad_lrs: add the 10x-too-small and 10x-too-large variants of entries
+            whose initial LR matters.
+        smoke: the CI size.
+
+    Returns:
+        A list of `Cell`s, workload-major.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "prodigy"], seeds=[0, 1])
+    assert len(cells) == (3 + 1) * 2   # adam with its two bad LRs, prodigy alone
+    ```
+    """
+    workloads = list(workloads or workload_names())
+    entries = list(entries or entry_names())
+    for name in workloads:
+        if name not in WORKLOADS:
+            raise KeyError(f"Unknown workload {name!r}; choose from {workload_names()}.")
+    for name in entries:
+        if name not in ENTRIES:
+            raise KeyError(f"Unknown leaderboard entry {name!r}; choose from {list(ENTRIES)}.")
+    cells = []
+    for w in workloads:
+        for e in entries:
+            for variant in (lr_variants(ENTRIES[e]) if bad_lrs else [ENTRIES[e]]):
+                cells.extend(Cell(WORKLOADS[w], variant, int(s), smoke) for s in seeds)
+    return cells
+
+
+def shard(cells, index, count):
+    """The `index`-th of `count` interleaved shards of a cell list (0-based).
+
+    Args:
+        cells: the full grid.
+        index: this shard, 0 <= index < count.
+        count: the number of shards.
+
+    Returns:
+        Every `count`-th cell starting at `index` (interleaved, so slow
+        workloads spread over shards).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.leaderboard import shard
+
+    assert shard(list(range(7)), 1, 3) == [1, 4]
+    ```
+    """
+    if not (0 <= index < count):
+        raise ValueError(f"shard index must be in [0, {count}), got {index}.")
+    return list(cells)[index::count]
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Cumulative training seconds at the end of every epoch, validation excluded.
+
+    Args:
+        offset: seconds already spent before `fit` (e.g. an LR finder's sweep).
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.harness.leaderboard import TrainingClock
+
+    x = np.zeros((32, 2), "float32"); y = np.zeros((32, 1), "float32")
+    m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    m.compile("sgd", "mse")
+    clock = TrainingClock()
+    m.fit(x, y, epochs=2, validation_data=(x, y), verbose=0, callbacks=[clock])
+    assert len(clock.seconds) == 2 and clock.seconds[1] >= clock.seconds[0] > 0
+    ```
+    """
+
+    def __init__(self, offset=0.0):
+        super().__init__()
+        self.offset = float(offset)
+        self.seconds = []
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._excluded = 0.0
+        self._test_start = None
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self._test_start is not None:
+            self._excluded += time.perf_counter() - self._test_start
+            self._test_start = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(self.offset + time.perf_counter() - self._start - self._excluded)
+
+
+def _fields(record, clock, workload_name, entry_name, target):
+    """The leaderboard's fields of a runner record."""
+    mode = record["mode"]
+    curve = record["history"].get("val_" + record["metric"], [])
+    steps, seconds = record["steps"], clock.seconds
+    n = min(len(curve), len(steps), len(seconds))
+    values = [v if v is not None else math.nan for v in curve[:n]]
+    finite = [v for v in values if math.isfinite(v)]
+    best = (max(finite) if mode == "max" else min(finite)) if finite else None
+    reached = {}
+    if target is not None:
+        reached["steps"] = profiles.time_to_target(values, steps[:n], target, mode)
+        reached["seconds"] = profiles.time_to_target(values, seconds[:n], target, mode)
+    ok = target is not None and math.isfinite(reached["steps"])
+    return {
+        "workload": workload_name, "method": entry_name, "target": target,
+        "reached_target": bool(ok),
+        "steps_to_target": int(reached["steps"]) if ok else None,
+        "seconds_to_target": float(reached["seconds"]) if ok else None,
+        "best_metric": best, "final_metric": values[-1] if values and math.isfinite(values[-1]) else None,
+        "diverged": bool(record["diverged"]),
+        "curve": {"steps": steps[:n], "seconds": seconds[:n], "metric": curve[:n], "lr": record["lr"][:n]},
+        "train_seconds": seconds[-1] if seconds else None,
+    }
+
+
+def _run_cell(cell, out_dir, target):
+    """Runs (or loads) one cell; returns its record. Importable by Ray workers."""
+    w, e = cell.workload, cell.entry
+    path = pathlib.Path(out_dir) / "runs" / f"{cell.key}.json"
+    clock = TrainingClock()
+    record, _ = runner.run_cached(
+        path, w.task, e.method, e.initial_lr, cell.seed, label=e.name,
+        annotate=lambda rec: _fields(rec, clock, w.name, e.name, target),
+        size="smoke" if cell.smoke else w.size, epochs=2 if cell.smoke else w.epochs,
+        optimizer=e.optimizer, options=dict(e.options), extra_callbacks=[clock],
+    )
+    return record
+
+
+def run_cells(cells, out_dir, targets, *, backend="local", progress=True, num_cpus=None):
+    """Runs every cell not already finished under `out_dir`; returns all their records.
+
+    Args:
+        cells: from `grid` (or `shard`).
+        out_dir: the results folder; each run is `out_dir/runs/<cell key>.json`,
+            written atomically, so an interrupted run resumes.
+        targets: `{workload name: target}`; a workload without a target is
+            run but never "reaches" (calibrate it first).
+        backend: "local" (one run after another in this process) or "ray"
+            (one Ray task per cell on the cluster `ray.init` connects to).
+        progress: show a tqdm progress bar.
+        num_cpus: for `backend="ray"` without a running cluster, the CPUs of
+            the local one it starts.
+
+    Returns:
+        The list of records, in cell order.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam"], seeds=[0], bad_lrs=False, smoke=True)
+    first = leaderboard.run_cells(cells, "lb", targets={}, progress=False)
+    again = leaderboard.run_cells(cells, "lb", targets={}, progress=False)   # loaded, not rerun
+    assert first[0]["wall_s"] == again[0]["wall_s"] and not first[0]["reached_target"]
+    ```
+    """
+    cells = list(cells)
+    if backend == "local":
+        bar = _progress(len(cells), progress)
+        records = []
+        for cell in cells:
+            bar.set_postfix_str(cell.key, refresh=False)
+            records.append(_run_cell(cell, out_dir, targets.get(cell.workload.name)))
+            bar.update(1)
+        bar.close()
+        return records
+    if backend == "ray":
+        import ray  # the optional extra `ray`
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        remote = ray.remote(num_cpus=1)(_run_cell)
+        futures = [remote.remote(c, str(pathlib.Path(out_dir).resolve()), targets.get(c.workload.name))
+                   for c in cells]
+        bar = _progress(len(cells), progress)
+        done = {}
+        pending = list(futures)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for f in ready:
+                done[f] = ray.get(f)
+                bar.update(1)
+        bar.close()
+        return [done[f] for f in futures]
+    raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}.")
+
+
+def _progress(total, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="run", desc="leaderboard")
+
+
+def load_records(out_dir):
+    """Every leaderboard record under `out_dir/runs/` (merges shards written there).
+
+    Args:
+        out_dir: a results folder (or several shards' folders copied into one).
+
+    Returns:
+        A list of records.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    assert leaderboard.load_records("no_such_folder") == []
+    ```
+    """
+    folder = pathlib.Path(out_dir) / "runs"
+    records = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        rec = json.loads(p.read_text())
+        if "workload" in rec:
+            records.append(rec)
+    return records
+
+
+def aggregate(records, max_tau=profiles.MAX_TAU):
+    """Benchmark scores, per-workload results and profiles from leaderboard records.
+
+    Args:
+        records: leaderboard records (`run_cells`, `load_records`).
+        max_tau: the profile's largest ratio (AlgoPerf: 4).
+
+    Returns:
+        A dict with `scores` (`{method: score}` on seconds to target),
+        `scores_steps` (the same on steps), `profile` (`{"taus": [...],
+        method: [...]}`), `workloads` (`{workload: {method: {...}}}` with the
+        median seconds and steps to target, the fraction of seeds that reached
+        it, the mean best metric and the divergences) and `methods`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    recs = [{"workload": "w", "method": m, "seed": 0, "seconds_to_target": s, "steps_to_target": s,
+             "reached_target": True, "best_metric": 0.9, "final_metric": 0.9, "diverged": False}
+            for m, s in (("a", 1.0), ("b", 2.0))]
+    out = leaderboard.aggregate(recs)
+    assert out["scores"]["a"] == 1.0 and out["scores"]["a"] > out["scores"]["b"]
+    ```
+    """
+    if not records:
+        raise ValueError("No leaderboard records to aggregate.")
+    seconds = profiles.method_times(records, "seconds_to_target")
+    steps = profiles.method_times(records, "steps_to_target")
+    import numpy as np
+
+    taus = [float(t) for t in np.linspace(1.0, max_tau, 61)]
+    rho = profiles.performance_profile(seconds, taus)
+    per = {}
+    for r in records:
+        cell = per.setdefault(r["workload"], {}).setdefault(r["method"], {"runs": []})
+        cell["runs"].append(r)
+    table = {}
+    for w, ms in per.items():
+        table[w] = {}
+        for m, cell in ms.items():
+            runs = cell["runs"]
+            bests = [r["best_metric"] for r in runs if r.get("best_metric") is not None]
+            table[w][m] = {
+                "seconds_to_target": _finite_or_none(seconds[m].get(w)),
+                "steps_to_target": _finite_or_none(steps[m].get(w)),
+                "reached": sum(bool(r["reached_target"]) for r in runs) / len(runs),
+                "best_metric": float(np.mean(bests)) if bests else None,
+                "diverged": sum(bool(r["diverged"]) for r in runs),
+                "seeds": len(runs),
+            }
+    return {
+        "scores": profiles.benchmark_scores(seconds, max_tau=max_tau),
+        "scores_steps": profiles.benchmark_scores(steps, max_tau=max_tau),
+        "profile": {"taus": taus, **rho},
+        "workloads": table,
+        "methods": sorted(seconds),
+    }
+
+
+def _finite_or_none(v):
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def markdown_report(summary, digits=3):
+    """The leaderboard as markdown: scores, then time to target per workload.
+
+    Args:
+        summary: from `aggregate`.
+        digits: significant digits of metrics.
+
+    Returns:
+        A markdown string.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    recs = [{"workload": "w", "method": "a", "seed": 0, "seconds_to_target": 1.0, "steps_to_target": 10,
+             "reached_target": True, "best_metric": 0.9, "final_metric": 0.9, "diverged": False}]
+    assert "| a |" in leaderboard.markdown_report(leaderboard.aggregate(recs))
+    ```
+    """
+    lines = ["| rank | method | score (seconds) | score (steps) | workloads reached |", "|---|---|---|---|---|"]
+    order = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
+    n_w = len(summary["workloads"])
+    for i, m in enumerate(order, 1):
+        reached = sum(1 for w in summary["workloads"].values() if m in w and w[m]["seconds_to_target"] is not None)
+        lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} | {summary['scores_steps'][m]:.3f} | {reached}/{n_w} |")
+    lines += ["", "Median seconds to target (fraction of seeds that reached it; best metric):", ""]
+    lines += ["| workload | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
+    for w, ms in summary["workloads"].items():
+        cells = []
+        for m in order:
+            c = ms.get(m)
+            if c is None:
+                cells.append("-")
+                continue
+            t = "—" if c["seconds_to_target"] is None else f"{c['seconds_to_target']:.1f}s"
+            best = "" if c["best_metric"] is None else f"; {c['best_metric']:.{digits}g}"
+            cells.append(f"{t} ({c['reached']:.2g}{best})")
+        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

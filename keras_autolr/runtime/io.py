@@ -1,0 +1,216 @@
+"""Atomic file writes: a file is either its old self or completely new, never half written.
+
+Purpose: runs, caches and checkpoints are written while jobs may be killed at
+any instant (pre-emption, out of memory, Ctrl-C). Every writer here fills a
+temporary file in the destination's folder (`tempfile.mkstemp`, so the rename
+never crosses file systems), flushes and `os.fsync`s it, then moves it onto
+the destination with `os.replace` (atomic on POSIX and Windows). On any error
+the temporary file is removed and the old file, if any, is left as it was; a
+full disk is reported with the destination's path. Temporary names end in
+`.tmp`, so a folder can be tidied of leftovers from a killed process.
+
+Example:
+
+```python
+from keras_autolr.runtime import io
+
+io.atomic_write_json("run.json", {"loss": 0.25})
+io.atomic_write_text("notes.txt", "done\\n")
+io.atomic_save_npz("arrays.npz", x=[1.0, 2.0])
+```
+"""
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz"]
+
+# Read once: a new file gets the mode a plain open() would give it (mkstemp's is 0600).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _fsync_dir(folder):
+    # Makes the rename itself durable on POSIX; directories cannot be opened on Windows.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """Yields a temporary path next to `path`, moved onto `path` when the block succeeds.
+
+    For writers that want a file name rather than a file object (h5py,
+    `keras.Model.save`). The block's file is fsynced before the move; if the
+    block raises, the temporary file is removed and `path` is untouched.
+
+    Args:
+        path: the destination (str or path-like). Its folder is created.
+        suffix: end of the temporary name; it should end in ".tmp" so that
+            leftovers are recognisable (".tmp.npz" for writers that add
+            ".npz" themselves).
+
+    Returns:
+        A context manager yielding the temporary path (str).
+
+    Raises:
+        OSError: the write failed; on a full disk the message names `path`.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.io import atomic_path
+
+    with atomic_path("table.csv") as tmp:
+        with open(tmp, "w") as f:
+            f.write("lr,loss\\n0.1,0.5\\n")
+    print(open("table.csv").read())
+    ```
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix)
+    os.close(fd)
+    try:
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o666 & ~_UMASK)
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        _remove_quietly(tmp)
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            raise OSError(e.errno, f"No space left to write {path!r}; free some disk space or "
+                          "write to another folder", path) from e
+        raise
+    _fsync_dir(folder)
+
+
+def _write(path, data, mode):
+    with atomic_path(path) as tmp:
+        with open(tmp, mode) as f:
+            f.write(data)
+
+
+def atomic_write_bytes(path, data):
+    """Writes `data` (bytes) to `path` atomically.
+
+    Args:
+        path: the destination; its folder is created.
+        data: the bytes to write.
+
+    Raises:
+        OSError: the write failed (`path` keeps its old content).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.io import atomic_write_bytes
+
+    atomic_write_bytes("blob.bin", b"\\x00\\x01")
+    assert open("blob.bin", "rb").read() == b"\\x00\\x01"
+    ```
+    """
+    _write(path, bytes(data), "wb")
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """Writes `text` to `path` atomically.
+
+    Args:
+        path: the destination; its folder is created.
+        text: the string to write.
+        encoding: text encoding.
+
+    Raises:
+        OSError: the write failed (`path` keeps its old content).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.io import atomic_write_text
+
+    atomic_write_text("log.txt", "epoch 1\\n")
+    assert open("log.txt").read() == "epoch 1\\n"
+    ```
+    """
+    _write(path, str(text).encode(encoding), "wb")
+
+
+def atomic_write_json(path, obj, indent=1):
+    """Writes `obj` as JSON to `path` atomically.
+
+    The object is serialised before the file is touched, so an object that
+    JSON cannot encode leaves no file behind.
+
+    Args:
+        path: the destination; its folder is created.
+        obj: a JSON-serialisable object.
+        indent: passed to `json.dumps` (None: one line).
+
+    Raises:
+        TypeError: `obj` is not JSON-serialisable.
+        OSError: the write failed (`path` keeps its old content).
+
+    Example:
+
+    ```python
+    import json
+    from keras_autolr.runtime.io import atomic_write_json
+
+    atomic_write_json("record.json", {"lr": 0.1, "loss": [0.9, 0.5]})
+    assert json.load(open("record.json"))["lr"] == 0.1
+    ```
+    """
+    atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def atomic_save_npz(path, **arrays):
+    """Saves `arrays` to `path` as an uncompressed `.npz` atomically (like `np.savez`).
+
+    Unlike `np.savez`, no ".npz" is appended: the file is written at `path`
+    exactly.
+
+    Args:
+        path: the destination; its folder is created.
+        **arrays: the arrays, by name (what `np.load(path)[name]` returns).
+
+    Raises:
+        OSError: the write failed (`path` keeps its old content).
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.io import atomic_save_npz
+
+    atomic_save_npz("cache.npz", x=np.arange(3), y=np.ones(2))
+    assert np.load("cache.npz")["x"].tolist() == [0, 1, 2]
+    ```
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
