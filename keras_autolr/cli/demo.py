@@ -15,7 +15,6 @@ keras-autolr demo --size smoke --epochs 2 --methods constant arc --out autolr-sm
 ```
 """
 
-import importlib
 import pathlib
 import shutil
 import time
@@ -126,20 +125,20 @@ def run(task="mnist1d_cnn", methods=None, initial_lrs=(1e-4, 3e-3), seeds=(0,), 
     log(table)
     (out / "table.md").write_text(table + "\n")
     plot = reports.plot_curves(records, out / "curves.png", title=f"{task}: LR and validation metric")
-    extra = _feature_history_section(log)
+    extra = _feature_history_section(log, size)
     log("")
     log(f"Table: {out / 'table.md'}" + (f"; plot: {plot}" if plot else "")
         + f"; runs: {out / 'runs'}; {time.perf_counter() - t0:.0f} s in all.")
     return records, extra
 
 
-def _feature_history_section(log):
-    """Early estimate vs final accuracy, when the feature-history package is present."""
-    try:
-        fh = importlib.import_module("keras_autolr.cli.feature_history_demo")
-    except ModuleNotFoundError:
-        return None
-    return fh.demo_section(log=log)
+def _feature_history_section(log, size):
+    """Early estimate vs final accuracy; at the smoke size a seconds-long version."""
+    from keras_autolr.cli import feature_history_demo
+
+    if size == "smoke":
+        return feature_history_demo.demo_section(log=log, dataset="digits", epochs=2, fractions=(0.5,), k=2)
+    return feature_history_demo.demo_section(log=log)
 
 
 def add_parser(subparsers):

@@ -22,8 +22,10 @@ repository (`../shared/data`). Decoded caches go to `KERAS_AUTOLR_CACHE`
 Example:
 
 ```python
-split = keras_autolr.harness.datasets.load("mnist1d")
-split.x_train.shape, split.num_classes   # (3600, 40, 1), 10
+from keras_autolr.harness import datasets
+
+split = datasets.load("digits")
+assert split.x_train.shape[1:] == (8, 8, 1) and split.num_classes == 10
 ```
 """
 
@@ -55,6 +57,22 @@ class Split:
     For language-modelling sets (`kind == "text"`), `x_*` are 1-D token streams,
     `y_*` are None and `num_classes` is the vocabulary size; cut them into
     sequences with `lm_sequences`.
+
+    Args:
+        name: the data set's name.
+        kind: "image", "sequence" or "text".
+        x_train, y_train, x_val, y_val, x_test, y_test: the splits.
+        num_classes: classes, or the vocabulary size of a text set.
+        vocab: the tokens of a text set (index = token id).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import datasets
+
+    split = datasets.load("digits", n_train=500)
+    assert split.kind == "image" and len(split.x_train) == 500
+    ```
     """
 
     name: str
@@ -70,7 +88,19 @@ class Split:
 
 
 def data_dir(path=None):
-    """Resolves the offline data folder (argument, env var, ../shared/data)."""
+    """Resolves the offline data folder (argument, env var, ../shared/data).
+
+    Args:
+        path: an explicit folder (returned as it is).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import datasets
+
+    assert str(datasets.data_dir("my_data")) == "my_data"
+    ```
+    """
     if path:
         return pathlib.Path(path)
     if os.environ.get(DATA_ENV):
@@ -261,7 +291,26 @@ def _tiny_shakespeare(root, **_):
 
 
 def lm_sequences(stream, seq_len, max_sequences=None):
-    """Cuts a token stream into (inputs, next-token targets) of length `seq_len`."""
+    """Cuts a token stream into (inputs, next-token targets) of length `seq_len`.
+
+    Args:
+        stream: 1-D token ids.
+        seq_len: sequence length.
+        max_sequences: keep at most this many (from the start).
+
+    Raises:
+        ValueError: the stream is too short for one sequence.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.harness import datasets
+
+    x, y = datasets.lm_sequences(np.arange(11), 5)
+    assert x.tolist() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]] and y[0].tolist() == [1, 2, 3, 4, 5]
+    ```
+    """
     stream = np.asarray(stream)
     n = (len(stream) - 1) // seq_len
     if max_sequences is not None:
@@ -284,7 +333,16 @@ _LOADERS = {
 
 
 def names():
-    """Names with an offline loader (any other name goes through tfds)."""
+    """Names with an offline loader (any other name goes through tfds).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import datasets
+
+    assert {"mnist1d", "digits", "cifar10", "ptb"} <= set(datasets.names())
+    ```
+    """
     return sorted(_LOADERS)
 
 
@@ -345,6 +403,15 @@ def load(name, data_dir=None, **kwargs):
 
     Raises:
         DatasetUnavailable: the data is missing offline, with how to get it.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import datasets
+
+    split = datasets.load("digits", n_train=200, seed=1)
+    assert split.x_train.shape == (200, 8, 8, 1) and split.y_val is not None
+    ```
     """
     root = _resolve_data_dir(data_dir)  # the argument shadows data_dir()
     loader = _LOADERS.get(name)
