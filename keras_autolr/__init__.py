@@ -12,6 +12,9 @@ The public API is the names in `__all__`, all from the runtime layer
   (`MCVScheduler`, `MCVStopping`, `PairedBatches`).
 * `FeatureHistory`: penultimate-layer embeddings recorded each epoch;
   `ProxyAccuracy` turns them into an early estimate of final accuracy.
+* `Prodigy`, `DAdaptAdam`, `DoG`, `ReferenceScheduleFreeAdamW`: the
+  tuning-free optimizers users compare us with (checked against optax), and
+  `find_lr`, an LR range test (also `keras_autolr.optimizers.<Name>`).
 * `get_learning_rate` / `set_learning_rate` / `scale_learning_rate`: the one
   place that reads and writes an optimizer's LR; `LearningRateCallback` is
   the base class of our callbacks.
@@ -54,7 +57,16 @@ from keras_autolr.runtime.lr import (
 from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
 from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, PairedBatches
 from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler, load_net
-from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
+from keras_autolr.runtime import optimizers  # also `keras_autolr.optimizers.Prodigy`
+from keras_autolr.runtime.lr_finder import LRFinderResult, find_lr
+from keras_autolr.runtime.optimizers import (
+    DAdaptAdam,
+    DoG,
+    EvalWeights,
+    Prodigy,
+    ReferenceScheduleFreeAdamW,
+    ScheduleFreeAdamW,
+)
 
 __version__ = "0.2.0"
 
@@ -75,8 +87,15 @@ __all__ = [
     "load_controller",
     "load_net",
     "build_window",
-    # optimizers
+    # tuning-free optimizers and the LR range test
+    "Prodigy",
+    "DAdaptAdam",
+    "DoG",
+    "ReferenceScheduleFreeAdamW",
+    "EvalWeights",
     "ScheduleFreeAdamW",
+    "find_lr",
+    "LRFinderResult",
     # the learning rate
     "get_learning_rate",
     "set_learning_rate",

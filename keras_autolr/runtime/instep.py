@@ -11,7 +11,8 @@ so later fits with the same controller reuse the compiled step (no retrace);
 `uninstall()` gives the model Keras's own step back.
 
 Subclasses keep their state in variables created with
-`optimizer.add_variable`, so the state is part of the compiled training state
+`keras_autolr.runtime.lr.add_state_variable` (optimizer variables that
+`model.save` and `BackupAndRestore` carry), so the state is part of the compiled training state
 on both backends (on JAX the update runs in a `keras.StatelessScope` over the
 optimizer variables), and write the LR with
 `keras_autolr.runtime.lr.assign_learning_rate`.

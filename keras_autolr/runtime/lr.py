@@ -17,7 +17,36 @@ Supported optimizers:
   is a cross-replica operation, which Keras handles.
 
 Unsupported cases (a callable LR that is not a schedule, several optimizers,
-non-finite or non-positive values) raise `LearningRateError` with what to do.
+values that are not finite and positive or that float32 cannot hold) raise
+`LearningRateError` with what to do.
+
+Saving. keras_autolr adds variables to optimizers (the `ScaledSchedule`
+multiplier; MLR-SNet's and hypergradient descent's state, through
+`add_state_variable`), which Keras cannot re-create when it loads a model:
+Keras saves an optimizer's variables by position and skips them all (with a
+warning) when the counts differ. So these variables are kept out of the
+optimizer's own entry in the weights file, and Keras's own saving carries them
+in a child entry:
+
+* the optimizer (and a `LossScaleOptimizer` around it) saves exactly Keras's
+  variables (`iterations`, the LR variable, the slots), in Keras's order: any
+  Keras optimizer of that kind loads them, with or without keras_autolr;
+* the added variables are saved by name in a `keras_autolr_state` entry under
+  the optimizer, written by `model.save`, `model.save_weights` and
+  `keras.callbacks.BackupAndRestore`. An optimizer that keras_autolr prepared
+  (every `LearningRateCallback` attaches the state holder in `set_model`,
+  before any callback's `on_train_begin`) reads it back; a value whose
+  variable does not exist yet waits and is assigned when the variable is
+  created, so the callbacks' order relative to `BackupAndRestore` does not
+  matter;
+* the multiplier's value is also in the serialized `ScaledSchedule`, so
+  `keras.models.load_model` (after `import keras_autolr`) gives back the same
+  effective LR, bit for bit, while the reloaded optimizer stays a plain Keras
+  one; setting its LR later installs the multiplier again from that value.
+
+Controller state that is not the optimizer's (MLR-SNet's LSTM state) comes
+back on a `BackupAndRestore` resume, not with `load_model`, which rebuilds no
+callbacks.
 
 Example:
 
@@ -33,9 +62,15 @@ print(round(lr.scale_learning_rate(opt, 0.5), 6))  # 0.00015
 """
 
 import math
+import types
+import warnings
 
 import keras
+import numpy as np
 from keras.optimizers.schedules import LearningRateSchedule
+
+# saving_lib walks only KerasSaveable children; Keras exports no public base for one.
+from keras.src.saving.keras_saveable import KerasSaveable
 
 __all__ = [
     "LearningRateError",
@@ -48,7 +83,12 @@ __all__ = [
     "assign_learning_rate",
     "stateless_learning_rate",
     "prepare",
+    "attach_state",
+    "add_state_variable",
 ]
+
+# The optimizer attribute holding keras_autolr's variables (the saved entry's name).
+STATE_ATTR = "keras_autolr_state"
 
 
 class LearningRateError(ValueError):
@@ -239,20 +279,193 @@ def _check_value(value, what="learning rate"):
     return value
 
 
-def _install_multiplier(opt):
-    """Wraps a schedule in `ScaledSchedule` with a tracked multiplier variable."""
+def _check_range(value, dtype, what="learning rate"):
+    """Refuses a value the variable's dtype would store as 0, a subnormal or inf."""
+    info = np.finfo(keras.backend.standardize_dtype(dtype))
+    if not float(info.tiny) <= value <= float(info.max):
+        stored = "0 or a subnormal" if value < float(info.tiny) else "inf"
+        raise LearningRateError(
+            f"Refusing to set a {what} of {value!r}: it is stored as {info.dtype}, "
+            f"which represents positive values from {float(info.tiny):.7g} to "
+            f"{float(info.max):.7g}, so it would become {stored}. Pass a value in that range."
+        )
+    return value
+
+
+# -- keras_autolr's variables on an optimizer, and how they are saved ---------
+
+
+class _State(KerasSaveable):
+    """keras_autolr's variables on one optimizer, saved by name in a child entry of it."""
+
+    # KerasSaveable pickles (and so deep-copies) objects as whole models; this is plain state.
+    __reduce__ = object.__reduce__
+
+    def __init__(self):
+        self.by_key = {}  # saved name -> variable
+        self.pending = {}  # saved name -> loaded value whose variable does not exist yet
+
+    def _obj_type(self):
+        return "Optimizer"
+
+    def add(self, name, variable):
+        key, n = name, 0
+        while key in self.by_key:
+            n += 1
+            key = f"{name}_{n}"
+        self.by_key[key] = variable
+        if key in self.pending:
+            variable.assign(self.pending.pop(key))
+
+    def save_own_variables(self, store):
+        for key, variable in self.by_key.items():
+            store[key] = variable.numpy()
+
+    def load_own_variables(self, store):
+        for key in store.keys():
+            value = np.asarray(store[key])
+            if key in self.by_key:
+                self.by_key[key].assign(value)
+            else:
+                self.pending[key] = value
+
+
+def _chain(optimizer):
+    """The optimizer and the ones it wraps (a LossScaleOptimizer's inner one)."""
+    out = [optimizer]
+    while hasattr(out[-1], "inner_optimizer") and len(out) < 8:
+        out.append(out[-1].inner_optimizer)
+    return out
+
+
+def _keras_variables(optimizer):
+    """`optimizer.variables` without keras_autolr's: what Keras itself created, in its order."""
+    added = set()
+    for opt in _chain(optimizer):
+        state = opt.__dict__.get(STATE_ATTR)
+        if state is not None:
+            added.update(id(v) for v in state.by_key.values())
+    return [v for v in optimizer.variables if id(v) not in added]
+
+
+def _save_keras_variables(self, store):
+    # Keras's `save_own_variables`, over Keras's variables only.
+    for i, variable in enumerate(_keras_variables(self)):
+        store[str(i)] = variable.numpy()
+
+
+def _load_keras_variables(self, store):
+    # Keras's `load_own_variables` (same check, same warning), over Keras's variables only.
+    own = _keras_variables(self)
+    if len(store.keys()) != len(own):
+        warnings.warn(
+            f"Skipping variable loading for optimizer '{self.name}', because it has "
+            f"{len(own)} variables whereas the saved optimizer has {len(store.keys())} variables. ",
+            stacklevel=2,
+        )
+        return
+    for i, variable in enumerate(own):
+        variable.assign(store[str(i)])
+
+
+def attach_state(optimizer):
+    """Makes the optimizer save and reload keras_autolr's variables with its own.
+
+    Idempotent and cheap (no variable is created). Every `LearningRateCallback`
+    calls it in `set_model`, so the optimizer can take back its state from a
+    `keras.callbacks.BackupAndRestore` backup whatever the callbacks' order;
+    `add_state_variable` calls it too. After it, the optimizer's own entry in a
+    weights file holds only Keras's variables, in Keras's order (any Keras
+    optimizer of that kind loads it), and keras_autolr's variables are saved by
+    name in its `keras_autolr_state` entry.
+
+    Args:
+        optimizer: the optimizer the model was compiled with (a
+            `LossScaleOptimizer`'s inner one is found).
+
+    Raises:
+        LearningRateError: `optimizer` is not a single Keras optimizer.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import attach_state
+
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3))
+    attach_state(opt)
+    print(hasattr(opt.inner_optimizer, "keras_autolr_state"))  # True
+    ```
+    """
+    base = base_optimizer(optimizer)
+    for opt in _chain(optimizer):
+        # Instance attributes, set past the optimizers' attribute tracking: they
+        # shadow Keras's methods for this object only, and are not variables.
+        if "save_own_variables" not in opt.__dict__:
+            opt.__dict__["save_own_variables"] = types.MethodType(_save_keras_variables, opt)
+            opt.__dict__["load_own_variables"] = types.MethodType(_load_keras_variables, opt)
+    if STATE_ATTR not in base.__dict__:
+        base.__dict__[STATE_ATTR] = _State()
+    return base.__dict__[STATE_ATTR]
+
+
+def add_state_variable(optimizer, name, shape=(), initializer="zeros", dtype="float32", aggregation="none"):
+    """Creates a keras_autolr state variable on the optimizer, saved and restored with it.
+
+    For controllers whose state must be part of the compiled training state
+    (it is an optimizer variable, so on JAX it travels in the train step's
+    state): the LR multiplier, MLR-SNet's LSTM state. Unlike
+    `optimizer.add_variable`, the variable is saved by `name` outside the
+    optimizer's own entry (see `attach_state`), so a model saved with it loads
+    with all its optimizer state, and a `BackupAndRestore` resume sets it back,
+    also when the backup is read before the variable is created.
+
+    Args:
+        optimizer: the optimizer the model was compiled with (wrappers are
+            unwrapped).
+        name: the variable's name, also its key in the saved entry (a
+            repeated name gets a `_1`, `_2`, ... suffix, in creation order).
+        shape: the variable's shape.
+        initializer: a Keras initializer or its name.
+        dtype: the variable's dtype.
+        aggregation: the variable's cross-replica aggregation.
+
+    Returns:
+        The new `keras.Variable`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import add_state_variable
+
+    opt = keras.optimizers.SGD(0.1)
+    h = add_state_variable(opt, "my_state", shape=(2,))
+    print(h.path, [v.name for v in opt.variables])  # SGD/my_state ['iteration', 'learning_rate', 'my_state']
+    ```
+    """
+    state = attach_state(optimizer)
+    opt = base_optimizer(optimizer)
+    # The variable must be created in the optimizer's distribution scope (TF).
+    with _strategy_scope(opt):
+        variable = opt.add_variable(
+            shape=shape, initializer=initializer, dtype=dtype, aggregation=aggregation, name=name,
+        )
+    state.add(name, variable)
+    return variable
+
+
+def _install_multiplier(optimizer):
+    """Wraps a schedule in `ScaledSchedule` with a multiplier state variable."""
+    opt = base_optimizer(optimizer)
     raw = opt._learning_rate
     if isinstance(raw, ScaledSchedule) and isinstance(raw.multiplier, keras.Variable):
         return raw
     inner, start = (raw.schedule, float(raw.multiplier)) if isinstance(raw, ScaledSchedule) else (raw, 1.0)
-    # The variable must be created in the optimizer's distribution scope (TF).
-    scope = _strategy_scope(opt)
-    with scope:
-        var = opt.add_variable(
-            shape=(), initializer=keras.initializers.Constant(start),
-            dtype="float32", aggregation="only_first_replica",
-            name="lr_multiplier",
-        )
+    var = add_state_variable(
+        optimizer, "lr_multiplier", initializer=keras.initializers.Constant(start),
+        aggregation="only_first_replica",
+    )
     wrapped = ScaledSchedule(inner, var)
     opt._learning_rate = wrapped
     return wrapped
@@ -294,8 +507,10 @@ def set_learning_rate(optimizer, value):
         `value`, as a float.
 
     Raises:
-        LearningRateError: the value is not finite and positive, or the
-            optimizer's LR is a plain callable we cannot scale.
+        LearningRateError: the value is not finite and positive, float32
+            (the LR variable's dtype) cannot hold it or the schedule's
+            multiplier it needs, or the optimizer's LR is a plain callable we
+            cannot scale.
 
     Example:
 
@@ -313,18 +528,20 @@ def set_learning_rate(optimizer, value):
     opt = base_optimizer(optimizer)
     raw = opt._learning_rate
     if isinstance(raw, LearningRateSchedule):
-        wrapped = _install_multiplier(opt)
-        base = float(keras.ops.convert_to_numpy(wrapped.schedule(opt._iterations)))
+        _check_range(value, "float32")  # ScaledSchedule computes in float32
+        inner = raw.schedule if isinstance(raw, ScaledSchedule) else raw
+        base = float(keras.ops.convert_to_numpy(inner(opt._iterations)))
         if not math.isfinite(base) or base <= 0.0:
             raise LearningRateError(
                 f"The optimizer's schedule is {base} at this step, so it cannot be "
                 "scaled to a positive LR. Use a schedule that stays positive "
                 "(e.g. set `alpha` > 0 in CosineDecay) or a float LR."
             )
-        wrapped.multiplier.assign(value / base)
+        multiplier = _check_range(value / base, "float32", f"multiplier (LR {value} / schedule {base})")
+        _install_multiplier(optimizer).multiplier.assign(multiplier)
         return value
     if isinstance(raw, keras.Variable):
-        raw.assign(value)
+        raw.assign(_check_range(value, raw.dtype))
         return value
     raise _unsettable(raw)
 
@@ -422,7 +639,7 @@ def scale_learning_rate(optimizer, factor):
 
     Raises:
         LearningRateError: `factor` or the resulting LR is not finite and
-            positive.
+            positive, or the resulting LR is out of float32's range.
 
     Example:
 
@@ -469,7 +686,7 @@ def prepare(optimizer):
     opt = base_optimizer(optimizer)
     raw = opt._learning_rate
     if isinstance(raw, LearningRateSchedule):
-        _install_multiplier(opt)
+        _install_multiplier(optimizer)
     elif not isinstance(raw, keras.Variable):
         raise _unsettable(raw)
     return get_learning_rate(opt)

@@ -1,8 +1,9 @@
 """Shared base class for callbacks that control the learning rate.
 
-It owns the two behaviours every such callback needs: making the optimizer's
-LR settable before the train step is compiled (`keras_autolr.runtime.lr.prepare`)
-and reporting the LR of every epoch in `logs["learning_rate"]`, so `History`,
+It owns the behaviours every such callback needs: making the optimizer save
+and restore keras_autolr's variables (`keras_autolr.runtime.lr.attach_state`,
+from `set_model`), making its LR settable before the train step is compiled
+(`keras_autolr.runtime.lr.prepare`) and reporting the LR of every epoch in `logs["learning_rate"]`, so `History`,
 `CSVLogger` and `TensorBoard` show it.
 """
 
@@ -41,6 +42,16 @@ class LearningRateCallback(keras.callbacks.Callback):
     print([round(v, 6) for v in history.history["learning_rate"]])  # [0.01, 0.005]
     ```
     """
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Before any callback's on_train_begin, so that a BackupAndRestore
+        # listed ahead of us still restores our variables (see lr.attach_state).
+        if getattr(model, "optimizer", None) is not None:
+            try:
+                lr_lib.attach_state(model.optimizer)
+            except lr_lib.LearningRateError:
+                pass  # on_train_begin says what is wrong
 
     def on_train_begin(self, logs=None):
         self.initial_lr = lr_lib.prepare(self.model.optimizer)

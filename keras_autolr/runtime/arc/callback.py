@@ -6,6 +6,7 @@ between decisions. The controller network is in `controller.py`, its input
 window in `preprocessing.py`.
 """
 
+import inspect
 import math
 import os
 import threading
@@ -18,15 +19,14 @@ from absl import logging as absl_logging  # a Keras dependency; where Keras's ow
 from keras_autolr.runtime.arc import controller as controller_lib
 from keras_autolr.runtime.arc.controller import CLASS_NAMES, FACTORS, KEEP, LOWER
 from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
-from keras_autolr.runtime.lr_callback import LearningRateCallback
+from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
 
 __all__ = ["ARC", "auto_frequency"]
 
 NO_DECISION = -1
 
-# Batch hooks of an epoch are awaited at its end for at most this long; they
-# only convert an already computed scalar, so this is a guard against hangs.
-_BATCH_WAIT_SECONDS = 120.0
+# Callbacks that change the LR themselves: with ARC their changes compound.
+_KERAS_LR_CALLBACKS = (keras.callbacks.ReduceLROnPlateau, keras.callbacks.LearningRateScheduler)
 
 # Loaded controllers and their compiled forward passes, one per file version
 # per process: loading a .keras file and tracing the forward pass cost ~0.3 s,
@@ -49,6 +49,36 @@ def _predictor_for_path(path):
         if key is not None:
             _PREDICTORS[key] = predictor
         return predictor
+
+
+def _fit_callbacks(callback, depth=8):
+    """The other callbacks of the fit that is calling `callback`, or None if not found.
+
+    Keras gives a callback no handle on its `CallbackList`; the list that is
+    calling the hook is a caller on the stack, so it is looked up there.
+    """
+    frame = inspect.currentframe()
+    try:
+        for _ in range(depth):
+            frame = frame.f_back if frame is not None else None
+            if frame is None:
+                return None
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, keras.callbacks.CallbackList) and any(c is callback for c in owner.callbacks):
+                return [c for c in owner.callbacks if c is not callback]
+        return None
+    finally:
+        del frame  # frames hold references to their locals
+
+
+def _changes_lr(callback):
+    if isinstance(callback, _KERAS_LR_CALLBACKS):
+        return True
+    return isinstance(callback, LearningRateCallback) and not isinstance(callback, LearningRateLogger)
+
+
+def _same_lr(a, b):
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
 
 
 def auto_frequency(epochs, decisions=10):
@@ -137,12 +167,29 @@ class ARC(LearningRateCallback):
         * The batch hook only stores that value, so ARC is `async_safe`: on
           backends where Keras dispatches batch callbacks on a worker thread
           (JAX), it does not make each step wait for the host. Values are
-          keyed by batch index and put in order at the end of the epoch.
+          keyed by batch index and put in order at the end of the epoch
+          (Keras has run every batch hook by then). A batch that begins but
+          never ends (the empty last step Keras tries on a dataset of unknown
+          size) is simply absent.
+        * A decision is made at the end of a cycle's last epoch and applied
+          at the start of the next epoch (or when the fit ends, e.g. stopped
+          early by `EarlyStopping`), so every epoch-end log (`History`,
+          `CSVLogger`, `TensorBoard`'s `epoch_learning_rate`, in any callback
+          order) shows the LR that epoch used. `self.decisions` lists the
+          decisions applied, with the LR before and after.
+        * ARC should be the only callback changing the LR: it warns once
+          per fit, naming the callback to remove, when another one is in the
+          fit (`ReduceLROnPlateau`, `LearningRateScheduler`, another
+          keras_autolr LR callback), or when it finds the LR changed between
+          its own writes (any other code setting it).
+        * If the LR is 0 (a schedule that reached 0, e.g. `CosineDecay` with
+          `alpha=0`), ARC cannot scale it: it warns once and makes no
+          decision while the LR is 0.
         * The shipped (or any path-given) controller is loaded and its
           forward pass compiled once per process and shared by every ARC
           instance.
         * A non-finite training or validation loss in an epoch makes ARC
-          lower the LR (x0.618) at the end of that epoch without asking the
+          lower the LR (x0.618) for the next epoch without asking the
           controller; non-finite values are kept out of the window, and ARC
           never writes a non-finite LR.
         * If the run is too short for a single decision, ARC warns and keeps
@@ -150,7 +197,7 @@ class ARC(LearningRateCallback):
         * State resets at the start of every `fit`.
     """
 
-    # The batch hook only stores a scalar under a lock (see _await_batches).
+    # The batch hook only stores a scalar under a lock (see _epoch_losses).
     async_safe = True
 
     def __init__(self, controller=None, frequency="auto", use_validation=True, verbose=0):
@@ -174,8 +221,8 @@ class ARC(LearningRateCallback):
         self.verbose = verbose
         self._predictor = None
         self.decisions = []
-        self._batch_lock = threading.Condition()
-        self._means, self._dispatched, self._received = {}, 0, 0
+        self._batch_lock = threading.Lock()
+        self._means = {}
 
     def __getstate__(self):
         # Locks cannot be copied (KerasTuner deep-copies callbacks); the
@@ -187,7 +234,7 @@ class ARC(LearningRateCallback):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._batch_lock = threading.Condition()
+        self._batch_lock = threading.Lock()
 
     # -- controller ----------------------------------------------------------
 
@@ -228,6 +275,14 @@ class ARC(LearningRateCallback):
         self._new_cycle()
         self._epochs_seen = 0
         self.decisions = []
+        self._pending = None  # (choice, epoch, probs, reason), applied at the next epoch begin
+        self._warned_zero = False
+        self._warned_other = False
+        self._lr_left = None  # the LR as ARC last left it (after its own reads and writes)
+        self._check_first_batch = False
+        others = [c for c in (_fit_callbacks(self) or []) if _changes_lr(c)]
+        if others:
+            self._warn_other(", ".join(sorted({type(c).__name__ for c in others})))
 
     def _new_cycle(self):
         self._train, self._val, self._has_val = [], [], False
@@ -235,37 +290,66 @@ class ARC(LearningRateCallback):
         self._bad = False
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._check_lr(epoch)
+        if self._pending is not None:
+            self._apply(*self._pending)
+            self._pending = None
         with self._batch_lock:
-            self._means, self._dispatched, self._received = {}, 0, 0
+            self._means = {}
         if self._cycle_lr is None:
             self._cycle_lr = self.get_lr()
+        self._lr_left = self.get_lr()
+        self._check_first_batch = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        # Always called on the main thread, before the step runs.
-        with self._batch_lock:
-            self._dispatched += 1
+        # Main thread, before the epoch's first step: nothing has trained
+        # since on_epoch_begin, so a different LR was set by someone else.
+        if self._check_first_batch:
+            self._check_first_batch = False
+            self._check_lr(self._epochs_seen)
 
     def on_train_batch_end(self, batch, logs=None):
         # May run on a worker thread (async dispatch), in any order.
         value = logs.get("loss") if logs else None
-        with self._batch_lock:
-            if value is not None:
+        if value is not None:
+            with self._batch_lock:
                 self._means[int(batch)] = float(value)
-            self._received += 1
-            self._batch_lock.notify_all()
 
-    def _await_batches(self):
-        """This epoch's per-batch losses, once every dispatched batch hook has run."""
+    def on_train_end(self, logs=None):
+        # A decision logged at the last epoch (a non-finite loss, a fit stopped
+        # early) is applied now, after every epoch-end log was written.
+        if self._pending is not None:
+            self._apply(*self._pending)
+            self._pending = None
+
+    def _check_lr(self, epoch):
+        """Warns (once) if the LR is not what ARC left: another callback set it."""
+        lr = self.get_lr()
+        if self._lr_left is not None and not _same_lr(lr, self._lr_left) and not self._warned_other:
+            self._warn_other(None, f"ARC left {self._lr_left:.3g}, found {lr:.3g} at epoch {epoch + 1}")
+        self._lr_left = lr
+
+    def _warn_other(self, names, seen=None):
+        self._warned_other = True
+        if names:
+            what = f"{names} also changes the learning rate in this fit"
+            fix = f"Remove {names} from `callbacks`"
+        else:
+            what = f"the learning rate changed between ARC's own writes ({seen}): another callback changes it too"
+            fix = ("Remove the other learning-rate callback (e.g. LearningRateScheduler, "
+                   "ReduceLROnPlateau, a custom one setting optimizer.learning_rate)")
+        warnings.warn(
+            f"ARC: {what}. The changes compound (ARC scales whatever LR it finds) and the "
+            f"other callback's logs['learning_rate'] can overwrite ARC's. {fix}, or remove "
+            "ARC: ARC alone raises and lowers the LR (it lowers it when training stalls).",
+            stacklevel=3,
+        )
+
+    def _epoch_losses(self):
+        """This epoch's per-batch losses, from the running means of the ended batches."""
+        # Keras's CallbackList flushes async batch hooks before on_epoch_end,
+        # so every batch that ended is in `_means`; nothing needs waiting for.
         with self._batch_lock:
-            done = self._batch_lock.wait_for(
-                lambda: self._received >= self._dispatched, timeout=_BATCH_WAIT_SECONDS
-            )
-            if not done:
-                warnings.warn(
-                    f"ARC: {self._dispatched - self._received} batch callback(s) of this "
-                    "epoch did not finish; their losses are left out of the window.",
-                    stacklevel=3,
-                )
             means = sorted(self._means.items())
         losses, p, prev = [], -1, 0.0
         for k, mean in means:
@@ -277,7 +361,7 @@ class ARC(LearningRateCallback):
         super().on_epoch_end(epoch, logs)  # logs the LR this epoch used
         logs = logs if logs is not None else {}
         self._epochs_seen += 1
-        for value in self._await_batches():
+        for value in self._epoch_losses():
             if math.isfinite(value):
                 self._train.append(value)
             else:
@@ -291,25 +375,45 @@ class ARC(LearningRateCallback):
             else:
                 self._bad = True
         decision, probs = NO_DECISION, (math.nan,) * 3
+        lr = self.get_lr()
+        self._lr_left = lr
+        last = self._total_epochs is not None and self._epochs_seen >= self._total_epochs
         if self._bad:
-            decision = self._apply(LOWER, epoch, probs, reason="non-finite loss")
+            if self._scalable(lr, epoch):
+                decision = LOWER
+                self._pending = (LOWER, epoch, probs, "non-finite loss")
             # Start a fresh cycle at the lowered LR; keep earlier finite cycles.
             self._new_cycle()
         elif self._epochs_seen % self._freq == 0:
             self._cycles.append((self._train, self._val if self._has_val else None, self._cycle_lr))
             self._cycles = self._cycles[-CYCLES:]
             self._new_cycle()
-            last = self._total_epochs is not None and self._epochs_seen >= self._total_epochs
-            if not last:
+            if not last and self._scalable(lr, epoch):
                 decision, probs = self._decide(epoch)
         logs["arc_decision"] = decision
         logs["arc_p_raise"], logs["arc_p_keep"], logs["arc_p_lower"] = (float(p) for p in probs)
 
     # -- decisions -----------------------------------------------------------
 
+    def _scalable(self, lr, epoch):
+        """Whether ARC can scale `lr`; warns once per fit when it cannot (LR 0)."""
+        if math.isfinite(lr) and lr > 0:
+            return True
+        if not self._warned_zero:
+            self._warned_zero = True
+            warnings.warn(
+                f"ARC: the learning rate is {lr:g} at the end of epoch {epoch + 1} (the "
+                "optimizer's schedule reached 0, e.g. CosineDecay with alpha=0); ARC cannot "
+                "scale it, so it makes no decision while it stays there. Use a schedule "
+                "that stays positive (alpha > 0) or a float learning rate.",
+                stacklevel=3,
+            )
+        return False
+
     def window(self):
         """The controller input for the cycles seen so far, or None."""
-        cycles = [c for c in self._cycles if len(c[0]) > 0]
+        # A cycle that ran at LR 0 (a warm-up from 0) has no LR ratio to show.
+        cycles = [c for c in self._cycles if len(c[0]) > 0 and c[2] is not None and c[2] > 0]
         if not cycles:
             return None
         vals = [c[1] for c in cycles]
@@ -325,16 +429,17 @@ class ARC(LearningRateCallback):
             choice = KEEP
         else:
             choice = int(np.argmax(probs))
-        return self._apply(choice, epoch, probs), probs
+        self._pending = (choice, epoch, probs, None)
+        return choice, probs
 
     def _apply(self, choice, epoch, probs, reason=None):
+        """Applies a decision made at the end of `epoch`; records it only if applied."""
         old = self.get_lr()
         new = old * FACTORS[choice]
+        if not (math.isfinite(new) and new > 0):
+            return False  # never write a non-finite or zero LR (or record it as done)
         if choice != KEEP:
-            if math.isfinite(new) and new > 0:
-                self.set_lr(new)
-            else:
-                new = old  # never write a non-finite or zero LR
+            self.set_lr(new)
         self.decisions.append(
             {"epoch": epoch, "decision": CLASS_NAMES[choice], "lr_before": old, "lr_after": new,
              "probabilities": [float(p) for p in probs], "reason": reason}
@@ -350,7 +455,7 @@ class ARC(LearningRateCallback):
                 print(msg, flush=True)
             else:
                 absl_logging.info(msg)
-        return choice
+        return True
 
     # -- config --------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import os
 import keras
 import numpy as np
 
-from keras_autolr.runtime.arc.preprocessing import WINDOW
+from keras_autolr.runtime.arc.preprocessing import CYCLES, WINDOW, build_window
 
 __all__ = [
     "RAISE",
@@ -52,7 +52,8 @@ class ControllerError(ValueError):
     """Raised for a controller file or model ARC cannot use.
 
     The message says what is wrong (missing file, unreadable file, wrong
-    input/output shape) and how to get a usable controller.
+    input/output shape, outputs that are not probabilities) and how to get a
+    usable controller.
     """
 
 
@@ -172,8 +173,35 @@ def default_controller_path():
     return os.path.normpath(candidates[-1])
 
 
+def _probe_window():
+    # A plausible window: three cycles of a decaying loss at a constant LR.
+    t = np.linspace(0.0, 1.0, 20)
+    losses = [2.0 * np.exp(-(t + k)) + 0.1 for k in range(CYCLES)]
+    return build_window(losses, [[c[-1] + 0.05] for c in losses], [1e-3] * CYCLES)
+
+
+def _check_probabilities(model, source):
+    try:
+        out = model.predict_on_batch(_probe_window()[None])
+    except Exception as e:  # any failure on a valid window makes the model unusable
+        raise ControllerError(
+            f"{source} failed on a (1, 300, 3) probe window ({type(e).__name__}: {e})."
+        ) from e
+    p = np.asarray(out, dtype=np.float64).reshape(-1)
+    if not (np.all(np.isfinite(p)) and np.all(p >= 0) and abs(p.sum() - 1.0) <= 1e-3):
+        raise ControllerError(
+            f"{source} does not output probabilities: on a probe window it gave "
+            f"{np.round(p, 4).tolist()} (sum {p.sum():.4g}). ARC needs 3 non-negative "
+            "probabilities (raise, keep, lower) that sum to 1: end the model with "
+            "keras.layers.Dense(3, activation='softmax'), as build_controller() does."
+        )
+
+
 def check_controller(model, source="the controller"):
-    """Raises `ControllerError` unless `model` maps (None, 300, 3) to (None, 3).
+    """Raises `ControllerError` unless `model` maps (None, 300, 3) windows to probabilities.
+
+    Checks the shapes, then runs the model once on a probe window: its output
+    must be non-negative and sum to 1 (within 1e-3), as a softmax's does.
 
     Args:
         model: the candidate controller.
@@ -184,7 +212,8 @@ def check_controller(model, source="the controller"):
 
     Raises:
         ControllerError: `model` is not a `keras.Model`, has no defined
-            shapes, or has the wrong input or output shape.
+            shapes, has the wrong input or output shape, or its output on
+            the probe window is not a probability distribution.
 
     Example:
 
@@ -198,6 +227,11 @@ def check_controller(model, source="the controller"):
         check_controller(wrong, "my model")
     except ControllerError as e:
         print(e)  # my model maps (None, 300, 3) to (None, 2); ARC needs ...
+    logits = keras.Sequential([keras.Input((300, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    try:
+        check_controller(logits, "my model")
+    except ControllerError as e:
+        print(e)  # my model does not output probabilities: ... end the model with a softmax
     ```
     """
     if not isinstance(model, keras.Model):
@@ -219,6 +253,7 @@ def check_controller(model, source="the controller"):
             "(None, 300, 3) windows to (None, 3) probabilities (raise, keep, "
             "lower). Build one with keras_autolr.runtime.arc.build_controller()."
         )
+    _check_probabilities(model, source)
     return model
 
 
@@ -234,7 +269,8 @@ def load_controller(path=None):
 
     Raises:
         ControllerError: the file is missing, not a readable `.keras` file, or
-            holds a model of the wrong shape.
+            holds a model of the wrong shape or one whose output is not a
+            probability distribution (see `check_controller`).
 
     Example:
 

@@ -14,11 +14,13 @@ from keras_autolr.runtime.feature_history.estimate import fit_linear_classifier
 from keras_autolr.runtime.feature_history.proxy import ProxyAccuracy
 from keras_autolr.runtime.feature_history.recorder import ClassifierNotFoundError
 from keras_autolr.runtime.feature_history.recorder import FeatureHistory
+from keras_autolr.runtime.feature_history.store import HistoryLockedError
 from keras_autolr.runtime.feature_history.store import HistoryMismatchError
 from keras_autolr.runtime.feature_history.store import HistoryStore
 
 __all__ = [
     "FeatureHistory", "ProxyAccuracy", "ProxyEstimate", "HistoryStore", "estimate_file", "estimate_from_epochs",
     "fit_linear_classifier", "ClassifierNotFoundError", "HistoryMismatchError",
+    "HistoryLockedError",
 ]
 

@@ -95,8 +95,7 @@ class ProxyAccuracy(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self._due(epoch):
             return
-        if self.recorder.last_recorded_epoch != epoch:
-            self.recorder.record(epoch, logs)
+        self.recorder.record(epoch, logs)  # idempotent: a no-op if it has recorded `epoch`
         result = estimate_lib.estimate_from_epochs(
             list(self.recorder.recent), k=self.k, fit=self.fit,
             seed=self.seed, warn=False, **self.fit_kwargs)

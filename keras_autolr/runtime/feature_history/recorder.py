@@ -202,8 +202,25 @@ class FeatureHistory(keras.callbacks.Callback):
     Each epoch stores the validation embeddings, the embeddings of a fixed
     random subsample of the training set with its labels, and the final
     classifier's kernel and bias. A killed run leaves a history holding
-    every completed epoch; a run started again with the same path (and the
-    same architecture) appends, rewriting epochs >= its `initial_epoch`.
+    every completed epoch.
+
+    Epoch numbers in the file:
+
+    * The first `fit()` of a callback stores Keras's epoch numbers. On a path
+      that already holds a history (of the same architecture) it appends,
+      rewriting epochs >= its `initial_epoch`: a run resumed from a
+      checkpoint replaces the abandoned run's later epochs.
+    * A later `fit()` of the same callback continues the file and never
+      deletes a recorded epoch: its first epoch is stored as the store's last
+      recorded epoch + 1, or as Keras's `initial_epoch` if that is later
+      (`fit(epochs=2)` after 3 epochs stores epochs 3 and 4;
+      `fit(initial_epoch=3, epochs=5)` does too). `epoch_offset` is the
+      shift from Keras's numbers.
+
+    One process writes a history at a time: `on_train_begin` takes the
+    store's inter-process lock and raises `HistoryLockedError` (a
+    `RuntimeError`) if another process is writing the same path;
+    `on_train_end` releases it.
 
     Args:
         filepath: index file of the history (e.g. `"run.h5"`); epoch files go
@@ -293,16 +310,21 @@ class FeatureHistory(keras.callbacks.Callback):
         self.failed_epochs = []
         self.recent = collections.deque(maxlen=max(1, self.keep_in_memory))
         self.last_recorded_epoch = None
+        self.epoch_offset = 0
+        self._fits = 0
 
     def __deepcopy__(self, memo):
         # Search engines deep-copy callbacks per trial; the (read-only) data
-        # arrays are shared instead of copied.
+        # arrays are shared instead of copied. The copy opens its own store
+        # (a store holds this process's lock on the file).
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
         shared = ("train_data", "validation_data", "_x_all")
         for key, value in self.__dict__.items():
-            new.__dict__[key] = value if key in shared else copy.deepcopy(
-                value, memo)
+            if key == "store":
+                new.__dict__[key] = None
+            else:
+                new.__dict__[key] = value if key in shared else copy.deepcopy(value, memo)
         return new
 
     # -- setup -------------------------------------------------------------
@@ -331,13 +353,18 @@ class FeatureHistory(keras.callbacks.Callback):
             "backend": keras.backend.backend(),
             "classifier": self.classifier.name if self.classifier else "",
         }
-        # Raises HistoryMismatchError for a file from another model.
+        if self.store is not None:
+            self.store.close()  # left open by a fit that raised
+            self.store = None
+        # Raises HistoryLockedError (another process writes the file) or
+        # HistoryMismatchError (a file from another model).
         self.store = HistoryStore(
             self.filepath, fingerprint=fingerprint, metadata=metadata,
             dtype=self.dtype, chunk_rows=self.chunk_rows,
             compression=self.compression, overwrite=self.overwrite)
         # A second fit() on the same callback continues the same file.
         self.overwrite = False
+        self._fits += 1
         x_tr, y_tr = self.train_data
         x_val, y_val = self.validation_data
         idx = self._subsample(len(x_tr))
@@ -353,9 +380,18 @@ class FeatureHistory(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if not self._first_epoch_seen:
             self._first_epoch_seen = True
-            # Resuming at `initial_epoch`: later epochs of an abandoned run
-            # are stale.
-            self.store.drop_epochs_from(epoch)
+            if self._fits == 1:
+                # Resuming at `initial_epoch`: later epochs of an abandoned
+                # run are stale.
+                self.epoch_offset = 0
+                self.store.drop_epochs_from(epoch)
+            else:
+                recorded = self.store.epochs()
+                self.epoch_offset = max(0, (recorded[-1] + 1 if recorded else 0) - epoch)
+
+    def on_train_end(self, logs=None):
+        if self.store is not None:
+            self.store.close()  # another process may write the file now
 
     # -- per epoch ---------------------------------------------------------
     def _embed(self):
@@ -368,7 +404,11 @@ class FeatureHistory(keras.callbacks.Callback):
         return h.reshape(len(h), -1)
 
     def record(self, epoch, logs=None):
-        """Records `epoch` now (idempotent); returns the in-memory record."""
+        """Records Keras's `epoch` of this fit now (idempotent); returns the in-memory record.
+
+        It is stored as epoch `epoch + epoch_offset` (see the class docstring).
+        """
+        epoch = int(epoch) + self.epoch_offset
         if self.last_recorded_epoch == epoch and self.recent:
             return self.recent[-1]
         h = self._embed()
@@ -408,7 +448,7 @@ class FeatureHistory(keras.callbacks.Callback):
         return record
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        if (epoch + self.epoch_offset + 1) % self.every:
             return
         record = self.record(epoch, logs)
         if (self.log_val_metrics and logs is not None

@@ -7,7 +7,20 @@ file is written under a temporary name and moved into place with
 same way afterwards. A process killed at any instant therefore leaves:
 
 * an index that opens and lists only epochs whose files are complete, and
-* at worst a stray `*.tmp` file, ignored and removed on the next open.
+* at worst a stray `*.tmp` file (an epoch's in the epoch folder, the index's
+  next to it, `.run.h5.*.tmp`), ignored by readers and removed by the next
+  writer of that history.
+
+One process writes a history at a time: a writer holds an inter-process lock
+(`filelock`, on `path + ".lock"`) from the moment it opens until `close()`, and
+a second writer is refused with `HistoryLockedError` (readers need no lock).
+The operating system releases the lock of a killed process.
+
+An index that cannot be read (or is missing while epoch files exist) is
+rebuilt from the epoch files when the history is opened (readers rebuild in
+memory, writers on disk), with a warning naming every epoch file that was
+skipped because it is unreadable or from another model;
+`HistoryStore.rebuild_index()` does the same on request.
 
 The index also holds HDF5 external links (`/epochs/00007`) to the epoch files,
 so `h5py.File(path)["epochs/00007/val_embeddings"]` works in any HDF5 tool.
@@ -32,15 +45,19 @@ print(store.epochs(), store.read_epoch(0)["kernel"].shape)  # [0] (2, 2)
 
 import json
 import os
+import re
 import time
+import warnings
+import weakref
 
+import filelock
 import h5py
 import numpy as np
 
 from keras_autolr.runtime.io import atomic_path
 
-__all__ = ["HistoryStore", "HistoryMismatchError", "open_history", "epoch_dir", "FORMAT", "VERSION",
-           "EMBEDDING_KEYS", "EXACT_KEYS"]
+__all__ = ["HistoryStore", "HistoryMismatchError", "HistoryLockedError", "open_history", "epoch_dir",
+           "FORMAT", "VERSION", "EMBEDDING_KEYS", "EXACT_KEYS"]
 
 FORMAT = "keras_autolr.runtime.feature_history"
 VERSION = 1
@@ -52,6 +69,20 @@ EXACT_KEYS = ("val_labels", "train_labels", "kernel", "bias")
 
 class HistoryMismatchError(ValueError):
     """The file on disk was recorded from a different model."""
+
+
+class HistoryLockedError(RuntimeError):
+    """Another process is writing the same feature history."""
+
+
+class _UnreadableIndex(Exception):
+    pass
+
+
+# The writer holding each lock file in this process: a new writer takes over
+# from a store left open here (a fit that raised) instead of locking itself out.
+_WRITERS = weakref.WeakValueDictionary()
+_EPOCH_FILE = re.compile(r"^epoch_(\d{5,})\.h5$")
 
 
 def epoch_dir(path):
@@ -73,6 +104,32 @@ def epoch_dir(path):
 
 def _epoch_name(epoch):
     return f"epoch_{int(epoch):05d}.h5"
+
+
+def _remove_temporaries(folder, prefix):
+    """Removes `prefix*.tmp` files (`runtime.io.atomic_path`'s leftovers) in `folder`."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+def _check_epoch_file(file_path, epoch):
+    """(fingerprint, metadata, dtype) of a complete epoch file; raises on any damage."""
+    with h5py.File(file_path, "r") as f:
+        attrs = dict(f.attrs)
+        if attrs.get("format") != FORMAT:
+            raise ValueError(f"format attribute {attrs.get('format')!r}")
+        if int(attrs.get("epoch", -1)) != epoch:
+            raise ValueError(f"it says epoch {attrs.get('epoch')}")
+        for key in f.keys():
+            f[key][()]  # reads every chunk: a damaged one raises
+    return (attrs.get("fingerprint"), json.loads(attrs.get("metadata_json", "{}")),
+            attrs.get("dtype"))
 
 
 def _write_atomic(final_path, fill):
@@ -98,6 +155,17 @@ class HistoryStore:
         compression: `None` or an h5py compression filter such as `"gzip"`.
         overwrite: delete an existing history at `path` first.
 
+    A writer (a `fingerprint` given) holds the history's inter-process lock
+    until `close()` (or until it is garbage-collected or its process ends).
+
+    Attributes:
+        skipped: `{epoch file: reason}` of the files the last index rebuild
+            left out (empty when the index was readable).
+
+    Raises:
+        HistoryLockedError: another process is writing this history.
+        HistoryMismatchError: the history was recorded from another model.
+
     Example:
 
     ```python
@@ -108,6 +176,7 @@ class HistoryStore:
     for e in range(3):
         store.write_epoch(e, {"val_embeddings": np.full((5, 4), e), "val_labels": np.zeros(5)})
     store.drop_epochs_from(2)  # a resumed run rewrites epoch 2
+    store.close()  # releases the lock: another process may write now
     print(HistoryStore("h.h5").epochs())  # [0, 1]: reopened read-only
     ```
     """
@@ -126,19 +195,93 @@ class HistoryStore:
         self.compression = compression
         self.metadata = dict(metadata or {})
         self.fingerprint = fingerprint
+        self.skipped = {}
+        self._epochs = []
+        self._lock = None
+        self._closed_because = None
+        self._writer = fingerprint is not None
+        if self._writer:
+            self._acquire_lock()
+        try:
+            self._open(overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, overwrite):
         if overwrite:
             self.delete()
-        self._epochs = []
+        if self._writer:
+            # Only the lock holder tidies up: a temporary file may belong to
+            # a writer that is still running.
+            self._clean_temporaries()
         if os.path.exists(self.path):
-            self._load_index()
-        elif fingerprint is None:
+            try:
+                self._load_index()
+            except _UnreadableIndex as e:
+                self._recover(f"its index could not be read ({e})")
+        elif self._epoch_files():
+            self._recover("its index is missing")
+        elif self.fingerprint is None:
             raise FileNotFoundError(
                 f"No feature history at {self.path!r}. Record one with "
                 "keras_autolr.runtime.feature_history.FeatureHistory first.")
-        if fingerprint is not None:
-            # Only a writer tidies up: a reader must not delete the
-            # temporary file of a writer that is still running.
-            self._clean_temporaries()
+
+    # -- the writer's lock ---------------------------------------------------
+    def _acquire_lock(self):
+        lock_path = os.path.abspath(self.path) + ".lock"
+        os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+        stale = _WRITERS.get(lock_path)
+        if stale is not None:
+            stale.close(because="another HistoryStore in this process took over "
+                        f"{self.path!r}; open a new HistoryStore to write it")
+        lock = filelock.FileLock(lock_path, timeout=0, thread_local=False)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise HistoryLockedError(
+                f"Another process is writing the feature history {self.path!r} (it holds "
+                f"{lock_path!r}). Wait for that run to finish, or record this run to "
+                "another path (e.g. FeatureHistory('run2.h5', ...)). The lock is released "
+                "when that process ends, even if it is killed.") from None
+        self._lock = lock
+        _WRITERS[lock_path] = self
+
+    def close(self, because=None):
+        """Releases the writer's lock; later writes raise. Reading still works.
+
+        Args:
+            because: what later writes say (default: "it was closed").
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_autolr.runtime.feature_history import HistoryStore
+
+        store = HistoryStore("c.h5", fingerprint="m")
+        store.write_epoch(0, {"val_labels": np.arange(3)})
+        store.close()
+        print(HistoryStore("c.h5", fingerprint="m").epochs())  # [0]: a new writer may open it
+        ```
+        """
+        if self._lock is not None:
+            self._lock.release(force=True)
+            self._lock = None
+            self._closed_because = because or "it was closed"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_writable(self):
+        if not self._writer:
+            raise ValueError("This HistoryStore was opened read-only.")
+        if self._lock is None:
+            raise ValueError(f"This HistoryStore can no longer write {self.path!r}: "
+                             f"{self._closed_because}.")
 
     # -- reading -----------------------------------------------------------
     def _load_index(self):
@@ -147,10 +290,8 @@ class HistoryStore:
                 attrs = dict(f.attrs)
                 epochs = [int(e) for e in f["epoch_list"][()]] if (
                     "epoch_list" in f) else []
-        except OSError as e:
-            raise OSError(
-                f"Could not open feature history index {self.path!r}: {e}"
-            ) from e
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise _UnreadableIndex(f"{type(e).__name__}: {e}") from e
         if attrs.get("format") != FORMAT:
             raise HistoryMismatchError(
                 f"{self.path!r} is not a keras_autolr feature history "
@@ -175,14 +316,103 @@ class HistoryStore:
         return os.path.join(self.dir, _epoch_name(epoch))
 
     def _clean_temporaries(self):
+        _remove_temporaries(self.dir, "")
+        # The index's own, next to it (atomic_path names it ".<name>.<random>.tmp").
+        _remove_temporaries(os.path.dirname(os.path.abspath(self.path)),
+                            f".{os.path.basename(self.path)}.")
+
+    def _epoch_files(self):
+        """{epoch: file} of the epoch folder's files, whatever the index says."""
         if not os.path.isdir(self.dir):
-            return
+            return {}
+        found = {}
         for name in os.listdir(self.dir):
-            if name.endswith(".tmp"):
-                try:
-                    os.remove(os.path.join(self.dir, name))
-                except OSError:
-                    pass
+            match = _EPOCH_FILE.match(name)
+            if match:
+                found[int(match.group(1))] = os.path.join(self.dir, name)
+        return dict(sorted(found.items()))
+
+    def _scan(self):
+        """Epochs whose files are intact and of this model, and `{file: reason}` of the rest."""
+        good, skipped, newest = {}, {}, None
+        for epoch, file_path in self._epoch_files().items():
+            try:
+                good[epoch] = _check_epoch_file(file_path, epoch)
+            except Exception as e:  # h5py raises OSError, KeyError, RuntimeError, ...
+                skipped[file_path] = f"unreadable ({type(e).__name__}: {e})"
+        fingerprints = {info[0] for info in good.values()}
+        wanted = self.fingerprint
+        if wanted is None and good:
+            wanted = good[max(good)][0]  # a reader trusts the newest epoch's model
+        elif wanted is not None and good and wanted not in fingerprints:
+            raise HistoryMismatchError(
+                f"{self.path!r} was recorded from a different model (its epoch files have "
+                f"fingerprints {sorted(map(str, fingerprints))}, not {wanted}). Use a new path "
+                "or overwrite=True.")
+        for epoch in list(good):
+            if good[epoch][0] != wanted:
+                skipped[self._file(epoch)] = (
+                    f"recorded from a different model (fingerprint {good[epoch][0]})")
+                del good[epoch]
+            else:
+                newest = good[epoch]
+        return sorted(good), newest, wanted, dict(sorted(skipped.items()))
+
+    def _recover(self, why):
+        epochs, newest, fingerprint, skipped = self._scan()
+        if not epochs and not self._writer:
+            raise OSError(
+                f"The feature history {self.path!r} cannot be opened: {why} and none of the "
+                f"{len(skipped)} epoch files in {self.dir!r} is intact ({skipped}).")
+        self._adopt(epochs, newest, fingerprint, skipped)
+        where = "on disk" if self._writer else "in memory (opened read-only)"
+        if self._writer:
+            self._write_index()
+        lost = "".join(f"\n  {name}: {reason}" for name, reason in skipped.items())
+        warnings.warn(
+            f"Feature history {self.path!r}: {why}; rebuilt it {where} from the epoch files: "
+            f"epochs {epochs}." + (f" Skipped {len(skipped)} epoch file(s):{lost}" if skipped else ""),
+            stacklevel=4)
+
+    def _adopt(self, epochs, newest, fingerprint, skipped):
+        self._epochs = list(epochs)
+        self.skipped = skipped
+        self.fingerprint = fingerprint if self.fingerprint is None else self.fingerprint
+        if newest is not None:
+            meta = dict(newest[1])
+            meta.update(self.metadata)
+            self.metadata = meta
+            self.dtype = newest[2] or self.dtype
+
+    def rebuild_index(self):
+        """Rewrites the index from the epoch files, checking each one.
+
+        Every dataset of every `epoch_*.h5` file is read; files that fail, or
+        that were recorded from another model, are left out (not deleted) and
+        reported.
+
+        Returns:
+            `{epoch file: reason}` of the files left out (also in `skipped`).
+
+        Raises:
+            ValueError: the store was opened read-only.
+
+        Example:
+
+        ```python
+        import numpy as np
+        from keras_autolr.runtime.feature_history import HistoryStore
+
+        store = HistoryStore("b.h5", fingerprint="m")
+        for e in range(2):
+            store.write_epoch(e, {"val_labels": np.arange(3)})
+        print(store.rebuild_index(), store.epochs())  # {} [0, 1]
+        ```
+        """
+        self._check_writable()
+        self._adopt(*self._scan())
+        self._write_index()
+        return dict(self.skipped)
 
     def epochs(self):
         """Sorted list of completed epochs (0-based, as Keras numbers them)."""
@@ -221,8 +451,7 @@ class HistoryStore:
                 `train_embeddings`, `train_labels`, `kernel`, `bias`.
             attrs: extra per-epoch attributes (JSON-serialisable scalars).
         """
-        if self.fingerprint is None:
-            raise ValueError("This HistoryStore was opened read-only.")
+        self._check_writable()
         epoch = int(epoch)
         os.makedirs(self.dir, exist_ok=True)
         attrs = dict(attrs or {})
@@ -232,6 +461,8 @@ class HistoryStore:
             f.attrs["epoch"] = epoch
             f.attrs["fingerprint"] = self.fingerprint
             f.attrs["dtype"] = self.dtype
+            # Lets rebuild_index restore the index's metadata from the epochs.
+            f.attrs["metadata_json"] = json.dumps(self.metadata, default=str)
             f.attrs["time"] = time.time()
             for k, v in attrs.items():
                 f.attrs[k] = v
@@ -256,6 +487,7 @@ class HistoryStore:
 
     def drop_epochs_from(self, first_epoch):
         """Forgets epochs >= `first_epoch` (a resumed run rewrites them)."""
+        self._check_writable()
         keep = [e for e in self._epochs if e < first_epoch]
         if keep == self._epochs:
             return

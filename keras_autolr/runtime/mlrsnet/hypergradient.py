@@ -100,9 +100,10 @@ class HypergradientDescent(InStepScheduler):
         key = id(opt)
         if key not in self._state:
             with lr_lib._strategy_scope(opt):
-                prev = [opt.add_variable(shape=w.shape, initializer="zeros", dtype="float32", name="hd_prev")
+                # State variables that model.save / BackupAndRestore carry (see lr.add_state_variable).
+                prev = [lr_lib.add_state_variable(self.model.optimizer, "hd_prev", w.shape)
                         for w in self.model.trainable_weights]
-                started = opt.add_variable(shape=(), initializer="zeros", dtype="float32", name="hd_started")
+                started = lr_lib.add_state_variable(self.model.optimizer, "hd_started")
             self._state[key] = (prev, started)
         self._prev, self._started = self._state[key]
         self.install()

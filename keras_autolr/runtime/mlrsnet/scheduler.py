@@ -272,7 +272,8 @@ class MLRSNetScheduler(InStepScheduler):
         if key not in self._state:
             H = self.nets[0].hidden
             with lr_lib._strategy_scope(opt):
-                mk = lambda name, shape: opt.add_variable(shape=shape, initializer="zeros", dtype="float32", name=name)
+                # State variables that model.save / BackupAndRestore carry (see lr.add_state_variable).
+                mk = lambda name, shape: lr_lib.add_state_variable(self.model.optimizer, name, shape)
                 state = (
                     mk("mlrsnet_h", (1, H)), mk("mlrsnet_c", (1, H)),
                     mk("mlrsnet_gamma", ()), mk("mlrsnet_scale", ()),

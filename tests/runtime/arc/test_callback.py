@@ -215,3 +215,133 @@ def test_deepcopy_and_shared_predictor(tmp_path):
     path.write_bytes(b"not a zip")  # a changed file is reloaded, not served stale
     with pytest.raises(ControllerError):
         ARC(str(path))._get_predictor()
+
+
+# -- issue 15: behaviour found by trying to break ARC -------------------------
+
+
+@pytest.mark.jax
+def test_unknown_cardinality_dataset_does_not_stall_epoch_end():
+    """Keras begins a last, empty step on a dataset of unknown size and never ends it."""
+    import time
+
+    tf = pytest.importorskip("tensorflow")
+    x, y = _data()
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(16)
+    assert int(ds.cardinality()) == int(tf.data.UNKNOWN_CARDINALITY)
+    cb = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _model().fit(ds, epochs=2, verbose=0, callbacks=[cb])
+    assert time.monotonic() - start < 30  # was 2 x 120 s, waiting on the empty step
+    assert not [w for w in caught if str(w.message).startswith("ARC")]
+    assert [len(c[0]) for c in cb._cycles] == [4, 4]  # every real batch's loss, no more
+
+
+def test_schedule_reaching_zero_skips_decisions_with_one_warning():
+    x, y = _data()  # 4 batches of 16 per epoch
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    # Positive at the end of epoch 1 (step 4), 0 from step 6 on.
+    sched = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=6, alpha=0.0)
+    m.compile(keras.optimizers.SGD(sched), "binary_crossentropy")
+    cb = ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        h = m.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0, callbacks=[cb])
+    zero = [w for w in caught if "reached 0" in str(w.message)]
+    assert len(zero) == 1 and "cannot scale" in str(zero[0].message)
+    assert h.history["arc_decision"] == [RAISE, -1, -1, -1, -1]
+    # Only decisions it applied are recorded.
+    assert [d["decision"] for d in cb.decisions] == ["raise"]
+    assert cb.decisions[0]["lr_after"] == pytest.approx(cb.decisions[0]["lr_before"] * 1.618)
+
+
+class _LRSpy(keras.callbacks.Callback):
+    """Listed after ARC: the LR used by each epoch's steps, and what epoch end reports."""
+
+    def __init__(self):
+        super().__init__()
+        self.used, self.logged, self.optimizer_at_end = [], [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.used.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logged.append(logs["learning_rate"])
+        # What keras.callbacks.TensorBoard logs as epoch_learning_rate.
+        self.optimizer_at_end.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+@pytest.mark.jax
+def test_epoch_end_reports_the_lr_the_epoch_used_whatever_the_callback_order():
+    x, y = _data()
+    spy = _LRSpy()
+    h = _model(1e-2).fit(x, y, batch_size=16, epochs=4, verbose=0,
+                         callbacks=[ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=1), spy])
+    np.testing.assert_allclose(spy.used, [1e-2 * 1.618**k for k in range(4)], rtol=1e-5)
+    np.testing.assert_allclose(spy.logged, spy.used, rtol=1e-6)
+    np.testing.assert_allclose(spy.optimizer_at_end, spy.used, rtol=1e-6)
+    np.testing.assert_allclose(h.history["learning_rate"], spy.used, rtol=1e-6)
+
+
+def test_tensorboard_epoch_learning_rate_is_the_lr_used(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    x, y = _data()
+    spy = _LRSpy()
+    board = keras.callbacks.TensorBoard(str(tmp_path))
+    _model(1e-2).fit(x, y, batch_size=16, epochs=3, verbose=0,
+                     callbacks=[ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=1), board, spy])
+    logged = {}
+    for path in (tmp_path / "train").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.tag == "epoch_learning_rate":
+                    logged[event.step] = float(tf.make_ndarray(v.tensor))
+    np.testing.assert_allclose([logged[e] for e in range(3)], spy.used, rtol=1e-6)
+
+
+class _Halver(keras.callbacks.Callback):
+    """A user callback that also changes the LR (not one ARC knows by name)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= 1:
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.model.optimizer.learning_rate = lr / 2
+
+
+@pytest.mark.parametrize("order", ["reduce_first", "arc_first"])
+def test_another_lr_controller_in_the_fit_is_named_in_a_warning(order):
+    x, y = _data()
+    arc = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+    plateau = keras.callbacks.ReduceLROnPlateau("loss", patience=0, min_delta=10.0)
+    callbacks = [plateau, arc] if order == "reduce_first" else [arc, plateau]
+    with pytest.warns(UserWarning, match="ReduceLROnPlateau") as caught:
+        _model().fit(x, y, epochs=3, verbose=0, callbacks=callbacks)
+    messages = [str(w.message) for w in caught if "ReduceLROnPlateau" in str(w.message)]
+    assert len(messages) == 1 and "Remove" in messages[0]
+
+
+@pytest.mark.parametrize("order", ["other_first", "arc_first"])
+def test_lr_changed_between_arc_writes_warns_once(order):
+    x, y = _data()
+    arc = ARC(fixed_controller([0.0, 1.0, 0.0]), frequency=1)
+    callbacks = [_Halver(), arc] if order == "other_first" else [arc, _Halver()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _model().fit(x, y, epochs=4, verbose=0, callbacks=callbacks)
+    changed = [str(w.message) for w in caught if "changed" in str(w.message)]
+    assert len(changed) == 1, changed
+    assert "another callback" in changed[0] and "Remove" in changed[0]
+
+
+def test_lr_logger_and_arc_alone_do_not_warn():
+    from keras_autolr.runtime.lr_callback import LearningRateLogger
+
+    x, y = _data()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _model().fit(x, y, epochs=3, verbose=0,
+                     callbacks=[ARC(fixed_controller([1.0, 0.0, 0.0]), frequency=1), LearningRateLogger()])
+    assert not [w for w in caught if str(w.message).startswith("ARC")]

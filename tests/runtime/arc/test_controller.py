@@ -56,3 +56,26 @@ def test_loss_prefers_right_direction():
 def test_default_path_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_AUTOLR_ARC_CONTROLLER", str(tmp_path / "x.keras"))
     assert ctl.default_controller_path() == str(tmp_path / "x.keras")
+
+
+def _head(activation):
+    return keras.Sequential([keras.Input((300, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation=activation)])
+
+
+@pytest.mark.parametrize("activation", [None, "sigmoid", "relu"])
+def test_output_that_is_not_a_distribution_is_refused(tmp_path, activation):
+    from keras_autolr.runtime.arc import ARC
+
+    model = _head(activation)
+    with pytest.raises(ctl.ControllerError, match="softmax"):
+        ctl.check_controller(model)
+    with pytest.raises(ctl.ControllerError, match="sum to 1"):
+        ARC(model)
+    path = tmp_path / "logits.keras"
+    model.save(path)
+    with pytest.raises(ctl.ControllerError, match="probabilities"):
+        ctl.load_controller(path)
+
+
+def test_softmax_head_is_accepted():
+    assert ctl.check_controller(_head("softmax")) is not None

@@ -276,3 +276,65 @@ def test_jax_backend_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     proxy = float(proc.stdout.split("PROXY")[1])
     assert 0.0 <= proxy <= 1.0
+
+
+def test_second_fit_on_the_same_callback_continues_the_file(tmp_path, digits):
+    xt, yt, xv, yv = digits
+    keras.utils.set_random_seed(0)
+    model = make_mlp()
+    rec = FeatureHistory(tmp_path / "r.h5", (xt, yt), (xv, yv), train_samples=100)
+    proxy = _proxy(rec)
+    fit = lambda **kw: model.fit(xt, yt, batch_size=256, callbacks=[rec, proxy], verbose=0, **kw)  # noqa: E731
+    fit(epochs=3)
+    first = {e: rec.store.read_epoch(e)["kernel"] for e in range(3)}
+    fit(epochs=2)  # Keras numbers these 0, 1: stored as 3, 4
+    assert HistoryStore(tmp_path / "r.h5").epochs() == [0, 1, 2, 3, 4]
+    for e, kernel in first.items():
+        np.testing.assert_array_equal(HistoryStore(tmp_path / "r.h5").read_epoch(e)["kernel"], kernel)
+    np.testing.assert_array_equal(HistoryStore(tmp_path / "r.h5").read_epoch(4)["kernel"],
+                                  model.get_layer("classifier").kernel.numpy())
+    assert proxy.results[-1].epochs == [3, 4]
+    fit(epochs=7, initial_epoch=5)  # Keras's own numbering already continues: kept
+    assert HistoryStore(tmp_path / "r.h5").epochs() == [0, 1, 2, 3, 4, 5, 6]
+
+
+def _proxy(rec):
+    from keras_autolr.runtime.feature_history import ProxyAccuracy
+    return ProxyAccuracy(rec, k=2, fit=False)
+
+
+_HOLDER = textwrap.dedent(r"""
+    import sys, numpy as np
+    from keras_autolr.runtime.feature_history.store import HistoryStore
+    store = HistoryStore(sys.argv[1], fingerprint=sys.argv[2])
+    store.write_epoch(0, {"val_labels": np.arange(3)})
+    print("ready", flush=True)
+    sys.stdin.readline()
+    store.write_epoch(1, {"val_labels": np.arange(3)})
+""")
+
+
+def test_second_process_is_refused_at_train_begin(tmp_path, digits):
+    xt, yt, xv, yv = digits
+    model = make_mlp()
+    path = tmp_path / "r.h5"
+    env = dict(os.environ, PYTHONPATH=REPO)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), recorder_lib.model_fingerprint(model)],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        rec = FeatureHistory(path, (xt, yt), (xv, yv))
+        with pytest.raises(RuntimeError, match="another process is writing") as info:
+            model.fit(xt, yt, epochs=1, callbacks=[rec], verbose=0)
+        assert str(path) in str(info.value)
+        assert model.optimizer.iterations.numpy() == 0  # refused before any training step
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=120) == 0
+    finally:
+        holder.kill()
+    assert HistoryStore(path).epochs() == [0, 1]  # the first writer's epochs are all there
+    # Once the other process is done, the same callback records (continuing after epoch 1).
+    model.fit(xt, yt, epochs=3, initial_epoch=2, callbacks=[rec], verbose=0)
+    assert HistoryStore(path).epochs() == [0, 1, 2]

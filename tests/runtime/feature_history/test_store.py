@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import h5py
@@ -180,3 +181,124 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="chunk_rows"):
         HistoryStore(tmp_path / "a.h5", fingerprint="a", chunk_rows=0)
     assert store_lib.epoch_dir("x.h5") == "x.h5.epochs"
+
+
+def test_writer_removes_its_stray_index_temporaries_only(tmp_path):
+    """A writer killed inside the index write leaves `.h.h5.*.tmp` next to the index."""
+    path = tmp_path / "h.h5"
+    store = HistoryStore(path, fingerprint="a")
+    store.write_epoch(0, _arrays(0))
+    store.close()
+    # The names `runtime.io.atomic_path` gives the index's and an epoch's temporary files.
+    stray_index = tempfile.mkstemp(dir=tmp_path, prefix=".h.h5.", suffix=".tmp")[1]
+    stray_epoch = tempfile.mkstemp(dir=store.dir, prefix=".epoch_00001.h5.", suffix=".tmp")[1]
+    foreign = tempfile.mkstemp(dir=tmp_path, prefix=".other.h5.", suffix=".tmp")[1]
+    HistoryStore(path)  # a reader tidies nothing
+    assert os.path.exists(stray_index) and os.path.exists(stray_epoch)
+    HistoryStore(path, fingerprint="a").close()
+    assert not os.path.exists(stray_index) and not os.path.exists(stray_epoch)
+    assert os.path.exists(foreign)  # another file's temporary is not ours to delete
+
+
+def _corrupt(file_path, keep_bytes=0):
+    with open(file_path, "r+b") as f:
+        f.truncate(keep_bytes)
+        f.write(b"\x00not hdf5\x00" * 8)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_unreadable_index_is_rebuilt_from_epoch_files(tmp_path, damage):
+    path = tmp_path / "h.h5"
+    store = HistoryStore(path, fingerprint="fp", metadata={"model_name": "m", "layer": "fc"})
+    for e in range(4):
+        store.write_epoch(e, _arrays(e))
+    store.close()
+    _corrupt(store._file(2), keep_bytes=100)  # this epoch's own file is broken too
+    if damage == "corrupt":
+        _corrupt(path)
+    else:
+        os.remove(path)
+    # A reader rebuilds in memory, saying which epoch it skipped and why.
+    with pytest.warns(UserWarning, match=r"(?s)rebuilt.*epoch_00002\.h5"):
+        reader = HistoryStore(path)
+    assert reader.epochs() == [0, 1, 3]
+    assert list(reader.skipped) == [store._file(2)]
+    assert reader.metadata["model_name"] == "m" and reader.fingerprint == "fp"
+    np.testing.assert_array_equal(reader.read_epoch(3)["bias"], _arrays(3)["bias"])
+    if damage == "corrupt":
+        with pytest.raises(OSError):
+            h5py.File(path, "r")  # the reader wrote nothing
+    # A writer rebuilds the index on disk and appends.
+    with pytest.warns(UserWarning, match="epoch_00002"):
+        writer = HistoryStore(path, fingerprint="fp")
+    writer.write_epoch(4, _arrays(4))
+    writer.close()
+    with h5py.File(path, "r") as f:
+        assert list(f["epoch_list"][()]) == [0, 1, 3, 4]
+    assert HistoryStore(path).metadata["layer"] == "fc"
+
+
+def test_rebuild_index_skips_other_models_and_reports(tmp_path):
+    path = tmp_path / "h.h5"
+    store = HistoryStore(path, fingerprint="fp")
+    for e in range(3):
+        store.write_epoch(e, _arrays(e))
+    store.close()
+    other = HistoryStore(tmp_path / "o.h5", fingerprint="other")
+    other.write_epoch(1, _arrays(9))
+    other.close()
+    os.replace(other._file(1), store._file(1))  # an epoch file of another model
+    writer = HistoryStore(path, fingerprint="fp")
+    assert writer.epochs() == [0, 1, 2]  # the index was readable: nothing rebuilt
+    skipped = writer.rebuild_index()
+    assert writer.epochs() == [0, 2] and HistoryStore(path).epochs() == [0, 2]
+    assert list(skipped) == [store._file(1)] and "different model" in skipped[store._file(1)]
+    writer.close()
+    with pytest.raises(ValueError, match="read-only"):
+        HistoryStore(path).rebuild_index()
+
+
+def test_second_writer_in_another_process_is_refused(tmp_path):
+    """Two processes writing one history: the second gets a clear error, the first's epochs survive."""
+    path = tmp_path / "h.h5"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), store_lib.__file__],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(store_lib.HistoryLockedError, match="another process") as info:
+            HistoryStore(path, fingerprint="fp")
+        assert "another path" in str(info.value)
+        HistoryStore(path)  # readers need no lock
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+    finally:
+        holder.kill()
+    writer = HistoryStore(path, fingerprint="fp")  # the lock went with the process
+    assert writer.epochs() == [0, 1]
+    writer.close()
+
+
+_HOLDER = r"""
+import importlib.util, sys, numpy as np
+spec = importlib.util.spec_from_file_location("fh_store", sys.argv[2])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+store = mod.HistoryStore(sys.argv[1], fingerprint="fp")
+store.write_epoch(0, {"val_labels": np.arange(3)})
+print("ready", flush=True)
+sys.stdin.readline()
+store.write_epoch(1, {"val_labels": np.arange(3)})
+"""
+
+
+def test_new_writer_in_the_same_process_takes_over(tmp_path):
+    """A store left open (a fit that raised) does not lock its own process out."""
+    path = tmp_path / "h.h5"
+    stale = HistoryStore(path, fingerprint="fp")
+    stale.write_epoch(0, _arrays(0))
+    fresh = HistoryStore(path, fingerprint="fp")
+    fresh.write_epoch(1, _arrays(1))
+    with pytest.raises(ValueError, match="took over"):
+        stale.write_epoch(2, _arrays(2))
+    assert HistoryStore(path).epochs() == [0, 1]
+    fresh.close()

@@ -234,3 +234,99 @@ def test_shipped_image_net_uses_reference_checkpoint_swap():
     assert len(cb.nets) == expected
     with pytest.raises(ModeMismatchError):
         MLRSNetScheduler("image", task="text")
+
+
+# -- issue 15: behaviour found by trying to break MLR-SNet --------------------
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"min_lr": float("nan")}, "min_lr"), ({"min_lr": float("inf")}, "min_lr"),
+    ({"min_lr": 0.0}, "min_lr"), ({"min_lr": -1e-3}, "min_lr"), ({"min_lr": "small"}, "min_lr"),
+    ({"record_every": -1}, "record_every"), ({"record_every": 1.5}, "record_every"),
+    ({"num_classes": 1}, "num_classes"), ({"vocab_size": 1.5}, "vocab_size"),
+    ({"gamma": float("inf")}, "gamma"), ({"gamma": True}, "gamma"),
+])
+def test_constructor_arguments_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MLRSNetScheduler(MLRSNet(), **kwargs)
+
+
+@pytest.mark.parametrize("swap_at", [(0.6, 0.3), (float("nan"), 0.5), (0.0, 0.5), (0.5, 1.0)])
+def test_swap_at_must_be_increasing_fractions(swap_at):
+    with pytest.raises(ValueError, match="swap_at"):
+        MLRSNetScheduler(checkpoints=[MLRSNet(), MLRSNet(), MLRSNet()], swap_at=swap_at)
+
+
+def _weights(scheduler):
+    return [[np.asarray(w) for w in n.get_weights()] for n in scheduler.nets]
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
+def test_config_round_trips_for_shipped_nets(kind):
+    from keras_autolr.runtime.artifacts import artifacts_dir
+
+    if not (artifacts_dir() / f"mlrsnet_{kind}.keras").exists():
+        pytest.skip(f"shipped {kind} net not built")
+    s = MLRSNetScheduler(kind, gamma=0.5 if kind == "image" else "auto", min_lr=1e-6, record_every=3)
+    s2 = MLRSNetScheduler.from_config(s.get_config())
+    assert s2.get_config() == s.get_config()
+    assert (s2.net_mode, s2.mode, s2.gamma, s2.min_lr, s2.record_every) == (kind, kind, s.gamma, 1e-6, 3)
+    for a, b in zip(_weights(s), _weights(s2), strict=True):
+        for wa, wb in zip(a, b):
+            np.testing.assert_array_equal(wa, wb)
+
+
+def test_config_round_trips_for_nets_given_as_paths(tmp_path):
+    paths = []
+    for i, name in enumerate(("early", "late")):
+        paths.append(str(tmp_path / f"text_{name}.keras"))
+        MLRSNet(mode="text", seed=i).save(paths[-1])
+    s = MLRSNetScheduler(paths[0], task="text", vocab_size=50, scale="absolute")
+    s2 = MLRSNetScheduler.from_config(s.get_config())
+    assert s2.get_config() == s.get_config() and s2.net_mode == "text" and s2.vocab_size == 50
+    swap = MLRSNetScheduler(checkpoints=paths, swap_at=(0.5,), task="text")
+    swap2 = MLRSNetScheduler.from_config(swap.get_config())
+    assert swap2.get_config() == swap.get_config() and len(swap2.nets) == 2
+    np.testing.assert_array_equal(swap2.nets[1].get_weights()[0], swap.nets[1].get_weights()[0])
+
+
+def test_config_of_an_in_memory_net_keeps_its_mode():
+    s = MLRSNetScheduler(MLRSNet(mode="text", seed=0), vocab_size=30)
+    config = s.get_config()
+    assert config["net"] == "text"  # the shipped net of that mode (a Model has no path)
+    s2 = MLRSNetScheduler.from_config(config)
+    assert s2.net_mode == "text" and s2.vocab_size == 30
+
+
+def _classifier(num_classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = rng.integers(0, num_classes, 64)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(num_classes)])
+    model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, x, y
+
+
+def test_text_net_on_a_classifier_warns():
+    model, x, y = _classifier(3)
+    with pytest.warns(UserWarning, match="text net.*one prediction per example"):
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[MLRSNetScheduler(MLRSNet(mode="text"))])
+
+
+def test_text_net_with_task_text_does_not_warn():
+    import warnings
+
+    model, x, y = _classifier(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0,
+                  callbacks=[MLRSNetScheduler(MLRSNet(mode="text"), task="text", gamma=0.1)])
+
+
+def test_class_count_for_a_text_net_or_vocab_for_an_image_net_is_refused():
+    with pytest.raises(ModeMismatchError, match="num_classes"):
+        MLRSNetScheduler(MLRSNet(mode="text"), num_classes=3)
+    with pytest.raises(ModeMismatchError, match="vocab_size"):
+        MLRSNetScheduler(MLRSNet(mode="image"), vocab_size=50)
+    # Crossing modes on purpose follows the task's conventions.
+    MLRSNetScheduler(MLRSNet(mode="image"), task="text", cross_modal=True, vocab_size=50)
