@@ -1,5 +1,6 @@
-"""Every reproduction script runs end to end at its --smoke size (as CI does)."""
+"""Every reproduction script runs end to end at its --smoke size (as CI does), through the package's public API."""
 
+import ast
 import pathlib
 import subprocess
 import sys
@@ -9,6 +10,29 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Scripts are the files with a main block; the rest are shared helpers.
 SCRIPTS = sorted(p for p in (ROOT / "reproductions").glob("*.py") if '__name__ == "__main__"' in p.read_text())
+
+
+SOURCES = sorted(p for folder in ("reproductions", "benchmarks", "examples") for p in (ROOT / folder).glob("*.py"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[f"{p.parent.name}/{p.stem}" for p in SOURCES])
+def test_scripts_use_the_public_api_only(source):
+    """No private package names, no `runpy`, no driving the package through its CLI's argv."""
+    tree = ast.parse(source.read_text())
+    package_names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert all(a.name != "runpy" for a in node.names), f"{source.name} runs code by runpy"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras_autolr"):
+            assert not any(part.startswith("_") for part in node.module.split(".")), f"{source.name}: {node.module}"
+            for a in node.names:
+                assert not a.name.startswith("_"), f"{source.name} imports the private {node.module}.{a.name}"
+                assert not node.module.startswith("keras_autolr.cli"), f"{source.name} drives the package through its CLI"
+                package_names.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in package_names
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            raise AssertionError(f"{source.name}:{node.lineno} uses the private {node.value.id}.{node.attr}")
 
 
 @pytest.mark.slow

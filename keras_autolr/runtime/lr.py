@@ -441,7 +441,7 @@ def add_state_variable(optimizer, name, shape=(), initializer="zeros", dtype="fl
 
     opt = keras.optimizers.SGD(0.1)
     h = add_state_variable(opt, "my_state", shape=(2,))
-    print(h.path, [v.name for v in opt.variables])  # SGD/my_state ['iteration', 'learning_rate', 'my_state']
+    print(h.path, [v.name for v in opt.variables])  # sgd/my_state ['iteration', 'learning_rate', 'my_state']
     ```
     """
     state = attach_state(optimizer)

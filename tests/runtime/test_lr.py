@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -221,3 +222,57 @@ def test_stateless_learning_rate_sets_the_lr_in_values_only():
     changed = [i for i, (a, b) in enumerate(zip(values, new)) if not np.array_equal(np.asarray(a), np.asarray(b))]
     assert len(changed) == 1 and float(np.asarray(new[changed[0]])) == pytest.approx(0.5)
     assert lr_lib.get_learning_rate(opt) == pytest.approx(0.1)  # nothing was written
+
+
+@pytest.mark.parametrize("value", [1e-320, 1e-39, 1e39])
+@pytest.mark.parametrize("kind", ["float", "schedule"])
+def test_set_refuses_values_float32_cannot_hold(value, kind):
+    lr0 = 0.1 if kind == "float" else keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    opt = keras.optimizers.SGD(lr0)
+    with pytest.raises(lr_lib.LearningRateError, match="float32, which represents positive values from"):
+        lr_lib.set_learning_rate(opt, value)
+    assert lr_lib.get_learning_rate(opt) == pytest.approx(0.1)  # untouched, not 0 or inf
+
+
+def test_scale_refuses_an_lr_that_overflows_float32():
+    opt = keras.optimizers.Adam(1e-3)
+    with pytest.raises(lr_lib.LearningRateError, match="would become inf"):
+        lr_lib.scale_learning_rate(opt, 1e300)
+    assert lr_lib.get_learning_rate(opt) == pytest.approx(1e-3)
+
+
+def test_set_refuses_a_schedule_multiplier_that_overflows_float32():
+    # 1.0 is a fine LR, but 1.0 / 1e-30 does not fit in the float32 multiplier.
+    opt = keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(1e-30, 10, 0.5))
+    with pytest.raises(lr_lib.LearningRateError, match="multiplier"):
+        lr_lib.set_learning_rate(opt, 1e10)
+    assert lr_lib.get_learning_rate(opt) == pytest.approx(1e-30)
+
+
+def test_state_variables_are_saved_by_name_outside_the_optimizers_own_entry(tmp_path):
+    # A plain optimizer of the same kind loads the weights file: it sees only Keras's variables.
+    x, y = tiny_regression()
+    model = tiny_model()
+    sched = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5)
+    model.compile(optimizer=keras.optimizers.SGD(sched, momentum=0.9), loss="mse")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    lr_lib.scale_learning_rate(model.optimizer, 0.25)
+    state = lr_lib.add_state_variable(model.optimizer, "extra", shape=(2,))
+    state.assign([1.0, 2.0])
+    model.save_weights(tmp_path / "w.weights.h5")
+    plain = tiny_model()
+    plain.compile(optimizer=keras.optimizers.SGD(sched, momentum=0.9), loss="mse")
+    plain.optimizer.build(plain.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it skips the optimizer's variables
+        plain.load_weights(tmp_path / "w.weights.h5")
+    assert int(plain.optimizer.iterations) == 4
+    # A prepared optimizer takes the named values back, even for a variable created later.
+    again = tiny_model()
+    again.compile(optimizer=keras.optimizers.SGD(sched, momentum=0.9), loss="mse")
+    again.optimizer.build(again.trainable_variables)
+    lr_lib.attach_state(again.optimizer)
+    again.load_weights(tmp_path / "w.weights.h5")
+    late = lr_lib.add_state_variable(again.optimizer, "extra", shape=(2,))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(late), [1.0, 2.0])
+    assert lr_lib.prepare(again.optimizer) == lr_lib.get_learning_rate(model.optimizer)

@@ -51,16 +51,21 @@ def _setup(kind):
 
 
 def _values(opt, native_only=False):
-    """The optimizer's variables as numpy arrays, in order, keyed by their role (`momentum`, ...).
+    """The optimizer's variables as numpy arrays, keyed by their role (`momentum`, ...).
 
-    Full paths name the model's layers, which a new model (a restart) names anew.
+    Keras's own variables come in Keras's order; keras_autolr's follow, sorted
+    by name (their place in `optimizer.variables` depends on when they were
+    created, e.g. before or after a restored optimizer was built). Full paths
+    name the model's layers, which a new model (a restart) names anew.
     """
-    out = []
+    native, extra = [], []
     for v in opt.variables:
-        if native_only and any(e in v.path for e in EXTRA):
-            continue
-        out.append((v.name.rsplit("_", 1)[-1], np.array(keras.ops.convert_to_numpy(v))))
-    return out
+        value = np.array(keras.ops.convert_to_numpy(v))
+        if any(e in v.path for e in EXTRA):
+            extra.append((v.name, value))
+        else:
+            native.append((v.name.rsplit("_", 1)[-1], value))
+    return native if native_only else native + sorted(extra, key=lambda kv: kv[0])
 
 
 def _lr_bits(opt):

@@ -11,6 +11,10 @@ The step runs the model's strategy (`strategies.Strategy`), as the TF step
 does: `trials` trials (scored on the training half too when `scores_train`),
 `step_decision` for the applied step's LR and undo, `reject_applied` when the
 strategy `scores_applied`.
+
+Shapes are static under `jax.jit`, so a batch of one example
+(`MCVModel._split_data`'s `single`) is known while tracing: it takes a plain
+step at the current LR and leaves the MCV state alone.
 """
 
 import jax
@@ -28,7 +32,7 @@ def train_step(model, state, data):
     model._check_step_ready()
     tv, ntv, ov, mv = state
     opt = model.optimizer
-    (x1, y1, s1), (x2, y2, s2) = model._split_data(data)
+    (x1, y1, s1), (x2, y2, s2), single = model._split_data(data)
     forward = backward = steps = 0
 
     grad_fn = jax.value_and_grad(model.compute_loss_and_updates, has_aux=True)
@@ -39,6 +43,10 @@ def train_step(model, state, data):
     refs = model.non_trainable_variables
     index = {k: next(i for i, r in enumerate(refs) if r is v) for k, v in model._mcv.items()}
     st = {k: ntv1[i] for k, i in index.items()}
+    if single:
+        # One example: nothing to validate on; a plain step at the current LR.
+        new_tv, new_ov = opt.stateless_apply(ov, grads, tv)
+        return _finish(model, st, new_tv, ntv1, new_ov, mv1, unscaled1, x1, y1, y_pred1, s1)
     score_training = model.score_training
 
     def loss_at(weights, x, y, sw):
@@ -92,7 +100,11 @@ def train_step(model, state, data):
     ntv_out = list(ntv1)
     for k, i in index.items():
         ntv_out[i] = jnp.asarray(new_st[k], ntv1[i].dtype).reshape(ntv1[i].shape)
-    logs, mv_out = model._update_metrics_variables(mv1, unscaled1, x1, y1, y_pred1, s1)
+    return _finish(model, new_st, new_tv, ntv_out, new_ov, mv1, unscaled1, x1, y1, y_pred1, s1)
+
+
+def _finish(model, st, tv, ntv, ov, mv, unscaled, x1, y1, y_pred1, s1):
+    logs, mv_out = model._update_metrics_variables(mv, unscaled, x1, y1, y_pred1, s1)
     logs = dict(logs)
-    logs.update(model._mcv_logs(new_st))
-    return logs, (list(new_tv), ntv_out, list(new_ov), mv_out)
+    logs.update(model._mcv_logs(st))
+    return logs, (list(tv), list(ntv), list(ov), mv_out)

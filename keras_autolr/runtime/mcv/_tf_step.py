@@ -13,6 +13,12 @@ updates, scored on the training half too when `scores_train`; its
 `step_decision` gives the LR to apply and whether to undo the step;
 `scores_applied` strategies (discard) score the applied step and decide with
 `reject_applied`.
+
+A batch of one example (`MCVModel._split_data`'s `single`) takes a plain step
+at the current LR and leaves the MCV state alone. With a static batch size
+this is decided while tracing; with an unknown one (`tf.data` without
+`drop_remainder`) the step runs as usual on a repeated example and its
+decision, undo and state updates are masked out with `tf.where`.
 """
 
 import tensorflow as tf
@@ -76,7 +82,7 @@ def train_step(model, data):
     model._check_trainable()
     model._check_step_ready()
     opt = model.optimizer
-    (x1, y1, s1), (x2, y2, s2) = model._split_data(data)
+    (x1, y1, s1), (x2, y2, s2), single = model._split_data(data)
     forward = backward = steps = 0
 
     # 1. Gradient of the training half (the one backward pass of the step).
@@ -98,6 +104,11 @@ def train_step(model, data):
     snap_nt = snap[len(trainable):len(trainable) + len(non_trainable)]
 
     st = {k: tf.convert_to_tensor(v.value) for k, v in model._mcv.items()}
+    if single is True:
+        # One example: nothing to validate on; a plain step at the current LR.
+        opt.apply(grads, trainable)
+        return _logs(model, x1, y1, s1, y_pred1, st)
+    masked = single is not False  # a tensor: the batch size is known only at run time
     method = model.strategy  # the MCV algorithm (not a tf.distribute strategy)
     score_training = model.score_training
     # Trainable weights and optimizer state: what an applied step changes.
@@ -126,10 +137,13 @@ def train_step(model, data):
         val_losses = tf.stack(val_losses)
         train_losses = tf.stack(train_losses) if train_losses else None
     decision = method.step_decision(cur, val_losses, st["cand_lrs"], st["cand_mask"], st["history"])
+    lr = decision.lr
+    if masked and lr is not None:
+        lr = tf.where(single, tf.identity(lr_lib.learning_rate_tensor(opt)), lr)
 
     # 4. The applied step (at the decided LR, else the epoch's LR restored above).
-    if decision.lr is not None:
-        lr_lib.assign_learning_rate(opt, decision.lr)
+    if lr is not None:
+        lr_lib.assign_learning_rate(opt, lr)
     opt.apply(grads, trainable)
     steps += 1
     reject = decision.reject
@@ -138,21 +152,28 @@ def train_step(model, data):
         forward += 1
         reject = method.reject_applied(cur, new)
         _restore(non_trainable, snap_nt)
+    if masked and reject is not None:
+        reject = tf.logical_and(reject, tf.logical_not(single))
     if reject is not None:
         _restore(step_vars, snap_step, where=reject)
-        if decision.lr is not None:
+        if lr is not None:
             # A discarded step undoes the update but keeps the decided LR.
-            lr_lib.assign_learning_rate(opt, decision.lr)
+            lr_lib.assign_learning_rate(opt, lr)
     new_st = model._mcv_update(st, cur, val_losses=val_losses, train_losses=train_losses,
                                discarded=False if reject is None else reject,
                                history=decision.history, counts=(forward, backward, steps))
+    if masked:
+        new_st = {k: tf.where(single, st[k], tf.cast(v, st[k].dtype)) for k, v in new_st.items()}
 
     for k, v in model._mcv.items():
         if new_st[k] is not st[k]:
             v.assign(new_st[k])
-    logs = model.compute_metrics(x1, y1, y_pred1, sample_weight=s1)
-    logs = dict(logs)
-    logs.update(model._mcv_logs(new_st))
+    return _logs(model, x1, y1, s1, y_pred1, new_st)
+
+
+def _logs(model, x1, y1, s1, y_pred1, st):
+    logs = dict(model.compute_metrics(x1, y1, y_pred1, sample_weight=s1))
+    logs.update(model._mcv_logs(st))
     return logs
 
 

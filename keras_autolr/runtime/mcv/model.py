@@ -44,9 +44,9 @@ from keras_autolr.runtime.mcv.strategies import METHODS, MCVError  # noqa: F401 
 __all__ = ["MCVModel"]
 
 
-def _split(tree_, n_first):
+def _split(tree_, n_first, second_from):
     first = keras.tree.map_structure(lambda t: None if t is None else t[:n_first], tree_)
-    second = keras.tree.map_structure(lambda t: None if t is None else t[n_first:], tree_)
+    second = keras.tree.map_structure(lambda t: None if t is None else t[second_from:], tree_)
     return first, second
 
 
@@ -156,6 +156,11 @@ class MCVModel(keras.Model):
             "n_opt_steps": self._n_opt_steps,
         }
         self._candidates_ready = False
+        if model.built:
+            # Built now, as a built Functional model is: callbacks that need a
+            # built model before the first step (BackupAndRestore on TF, which
+            # otherwise builds during tracing) work without a manual build.
+            self.build()
 
     @property
     def method(self):
@@ -173,6 +178,7 @@ class MCVModel(keras.Model):
         return self.model(inputs, training=training)
 
     def build(self, input_shape=None):
+        # The MCV state variables exist since __init__; only the inner model may need building.
         if not self.model.built and input_shape is not None:
             self.model.build(input_shape)
         self.built = True
@@ -260,28 +266,29 @@ class MCVModel(keras.Model):
         lr_lib.base_optimizer(self.optimizer)  # several optimizers -> clear error
 
     def _split_data(self, data):
-        x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
-        n, _ = _batch_size(x)
-        if n is not None and n < 2:
-            raise MCVError(
-                f"A batch of {n} example cannot be split into a training and a "
-                "validation half. Use batch_size >= 2 (MCV uses half of each batch "
-                "for validation, so double your usual batch size), or drop the "
-                "remainder batch."
-            )
-        if n is None:  # TF graph with an unknown batch dimension
-            n = ops.shape(keras.tree.flatten(x)[0])[0]
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
+        """`(batch_1, batch_2, single)`: the training and validation halves of a batch.
 
-                n = tf.shape(_batch_size(x)[1])[0]
-                tf.debugging.assert_greater_equal(
-                    n, 2, message="MCV: a batch of fewer than 2 examples cannot be "
-                    "split into training and validation halves; use a batch size "
-                    ">= 2 and drop the remainder batch.")
-        h = n - n // 2
-        (x1, x2), (y1, y2), (s1, s2) = _split(x, h), _split(y, h), _split(sw, h)
-        return (x1, y1, s1), (x2, y2, s2)
+        A batch of one example (the remainder of 33 examples at batch size 32)
+        cannot be split: `single` is then True, batch 1 is that example and
+        batch 2 repeats it only so that shapes stay valid; the train steps
+        then skip the MCV trials and take a plain step at the current LR,
+        leaving the MCV accumulators untouched. `single` is a Python bool when
+        the batch size is static (JAX, TF with a known shape), else a boolean
+        tensor (TF with an unknown batch dimension).
+        """
+        x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
+        n, first = _batch_size(x)
+        if n is None:  # TF graph with an unknown batch dimension
+            import tensorflow as tf
+
+            n = tf.shape(first)[0]
+            n_second = tf.maximum(n // 2, 1)
+        else:
+            n_second = max(n // 2, 1)
+        single = n < 2
+        h, start = n - n // 2, n - n_second  # start == h unless single
+        (x1, x2), (y1, y2), (s1, s2) = (_split(t, h, start) for t in (x, y, sw))
+        return (x1, y1, s1), (x2, y2, s2), single
 
     def _mcv_update(self, st, cur, val_losses=None, train_losses=None, discarded=False,
                     history=None, counts=(0, 0, 0)):

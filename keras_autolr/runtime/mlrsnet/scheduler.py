@@ -58,7 +58,12 @@ Args:
         middle / late checkpoints with the swap, as the reference's
         meta-test does: the final net alone is a "late" net that predicts the
         small LRs of the end of training).
-    task: "image" or "text"; checked against the net's mode (None: trust it).
+    task: "image" or "text"; checked against the net's mode. None trusts
+        the net but warns, when training begins, if the model looks like
+        the other kind of task: a text net on a model with one prediction
+        per example (a classifier: the text net's gamma 40 blows it up), or
+        an image net on a model of token ids with per-token outputs. Pass
+        `task` (or `vocab_size` / `num_classes`) to confirm and silence it.
     cross_modal: if True, `task` may differ from the net's mode: the net is
         used with the task's conventions (input loss / log(vocab) and gamma 40
         for text; raw loss and the gamma rule for images). This is the paper's
@@ -68,19 +73,36 @@ Args:
         blow up a small char-level GRU.
     gamma: "auto" or a positive float.
     num_classes: class count for the image gamma rule (None: the model's
-        output width).
+        output width). Image conventions only: given with a text net (and
+        no `cross_modal`) it raises `ModeMismatchError`.
     vocab_size: vocabulary size for text nets (None: the model's output
-        width).
+        width). Text conventions only: given with an image net it raises.
     scale: "auto", "absolute" or "relative" (see above).
     checkpoints: optional list of nets (or paths) to swap in during the run;
         the first one replaces `net` from the start.
     swap_at: fractions of the run at which `checkpoints[1:]` are swapped in.
-    min_lr: floor of the predicted LR (keeps it positive).
+    min_lr: floor of the predicted LR, a finite number > 0 (keeps it positive).
     record_every: if > 0, store the LR every this many batches in
         `self.lr_history` (reading it costs a host sync; 0 = only per epoch).
+
+Raises:
+    ValueError: an argument out of range (`min_lr`, `gamma` not finite and
+        positive, `swap_at` not increasing fractions in (0, 1), a count
+        below 2, a negative `record_every`).
+    ModeMismatchError: the net's mode and `task` (or a mode-specific
+        argument) disagree and `cross_modal` is not set.
+
+`get_config()` / `MLRSNetScheduler.from_config(config)` round-trip a
+scheduler whose nets are shipped ("image" / "text") or given as paths; a net
+passed in memory is recorded as the shipped net of its mode (save it with
+`net.save(path)` and pass the path to keep it).
 """
 
 import math
+import numbers
+import os
+import warnings
+
 import keras
 from keras import ops
 
@@ -211,6 +233,52 @@ def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes
     )
 
 
+def _number(value, what, positive=True):
+    """`value` as a float if it is a finite number (> 0 when `positive`), else ValueError."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (positive and value <= 0):
+        raise ValueError(f"{what} must be a finite {'positive ' if positive else ''}number, got {value!r}.")
+    return float(value)
+
+
+def _count(value, what, minimum):
+    """`value` if it is None or an int >= `minimum`, else ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{what} must be None or an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _check_swap_at(swap_at):
+    fractions = tuple(swap_at)
+    ok = all(isinstance(f, numbers.Real) and math.isfinite(f) and 0 < f < 1 for f in fractions)
+    if not ok or any(b <= a for a, b in zip(fractions, fractions[1:])):
+        raise ValueError(f"swap_at must be increasing fractions of the run in (0, 1), got {swap_at!r}.")
+    return fractions
+
+
+def _spec(net):
+    """How a net appears in the config: its path or shipped kind; a Model's mode."""
+    if isinstance(net, (str, os.PathLike)):
+        return os.fspath(net)
+    return getattr(net, "mode", None)
+
+
+def _output_rank(model):
+    try:
+        return len(model.outputs[0].shape)
+    except Exception:
+        return None
+
+
+def _integer_input(model):
+    try:
+        return "int" in str(model.inputs[0].dtype)
+    except Exception:
+        return False
+
+
 def _output_dim(model):
     try:
         return int(model.outputs[0].shape[-1])
@@ -229,6 +297,22 @@ class MLRSNetScheduler(InStepScheduler):
                  scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0,
                  cross_modal=False):
         super().__init__()
+        self.min_lr = _number(min_lr, "min_lr")
+        self.record_every = _count(record_every, "record_every", 0)
+        num_classes = _count(num_classes, "num_classes", 2)
+        vocab_size = _count(vocab_size, "vocab_size", 2)
+        swap_at = _check_swap_at(swap_at)
+        if gamma != "auto":
+            _number(gamma, "gamma ('auto' or a number)")
+        # What get_config records: shipped kinds and paths round-trip.
+        self._net_spec = _spec(net)
+        self._checkpoint_specs = None
+        if checkpoints is not None and all(isinstance(n, (str, os.PathLike)) for n in checkpoints):
+            self._checkpoint_specs = [os.fspath(n) for n in checkpoints]
+        elif checkpoints is not None:
+            self._net_spec = _spec(checkpoints[0])
+        self._gamma_arg = gamma
+        self.task = task
         if checkpoints is None and isinstance(net, str) and net in ("image", "text"):
             # The reference's meta-test: early/middle/late nets swapped at 1/3, 2/3.
             checkpoints = shipped_checkpoints(net)
@@ -246,8 +330,18 @@ class MLRSNetScheduler(InStepScheduler):
         self.cross_modal = bool(cross_modal)
         # The conventions (input normalisation, gamma) follow the task when crossing modes.
         self.mode = task if cross_modal else self.net_mode
-        if gamma != "auto" and not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"gamma must be 'auto' or a finite positive number, got {gamma!r}.")
+        if self.mode == "text" and num_classes is not None:
+            raise ModeMismatchError(
+                "num_classes is for image conventions (the gamma rule), but this is a text net "
+                "(its input is loss / log(vocab)): pass vocab_size= instead, or use the image "
+                "net for a classification task."
+            )
+        if self.mode == "image" and vocab_size is not None:
+            raise ModeMismatchError(
+                "vocab_size is for text conventions, but this is an image net: pass num_classes= "
+                "instead, use the text net, or pass task='text', cross_modal=True to use this "
+                "net with text conventions."
+            )
         if scale not in ("auto", "absolute", "relative"):
             raise ValueError(f"scale must be 'auto', 'absolute' or 'relative', got {scale!r}.")
         if len(swap_at) != len(self.nets) - 1 and len(self.nets) > 1:
@@ -256,9 +350,7 @@ class MLRSNetScheduler(InStepScheduler):
         self.num_classes = num_classes
         self.vocab_size = vocab_size
         self.scale = scale
-        self.swap_at = tuple(swap_at)
-        self.min_lr = float(min_lr)
-        self.record_every = int(record_every)
+        self.swap_at = swap_at
         self.lr_history = []
         self.gamma_history = []
         self._state = {}  # id(optimizer) -> (h, c, gamma, k) variables
@@ -317,9 +409,35 @@ class MLRSNetScheduler(InStepScheduler):
             if self.gamma != "auto":
                 self._classes = None
 
+    def _warn_if_task_looks_different(self):
+        """With `task=None`, warns when the model looks like the other mode's task."""
+        if self.task is not None or self.vocab_size or self.num_classes:
+            return
+        rank = _output_rank(self.model)
+        if self.mode == "text" and rank == 2:
+            warnings.warn(
+                f"MLRSNetScheduler: this is a text net (meta-trained on language modelling: "
+                f"LR = {gamma_lib.TEXT_GAMMA:g} x p, input loss / log(vocab)) but the model makes "
+                f"one prediction per example, like a classifier (output width "
+                f"{_output_dim(self.model)} taken as the vocabulary): its LRs can be far too "
+                "large. For classification use the image net (MLRSNetScheduler('image')); for "
+                "a text task pass task='text' (and vocab_size=) to silence this warning.",
+                stacklevel=3,
+            )
+        elif self.mode == "image" and rank is not None and rank >= 3 and _integer_input(self.model):
+            warnings.warn(
+                "MLRSNetScheduler: this is an image net but the model reads token ids and makes "
+                "per-token predictions, like a language model. Use the text net "
+                "(MLRSNetScheduler('text')), or pass task='text', cross_modal=True for the "
+                "paper's image-to-text transfer; pass task='image' (or num_classes=) to silence "
+                "this warning.",
+                stacklevel=3,
+            )
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self._opt = lr_lib.base_optimizer(self.model.optimizer)
+        self._warn_if_task_looks_different()
         self._resolve_sizes()
         self._vars, self._theta = self._state_vars(self._opt)
         if self.gamma != "auto" and float(ops.convert_to_numpy(self._vars[2])) <= 0:
@@ -376,8 +494,15 @@ class MLRSNetScheduler(InStepScheduler):
             v.assign(ops.zeros(v.shape))
 
     def get_config(self):
+        """Config for `MLRSNetScheduler.from_config` (see the class docstring)."""
         return {
-            "task": self.mode, "gamma": self.gamma, "num_classes": self.num_classes,
-            "vocab_size": self.vocab_size, "scale": self.scale, "swap_at": list(self.swap_at),
-            "min_lr": self.min_lr, "record_every": self.record_every, "cross_modal": self.cross_modal,
+            "net": self._net_spec, "checkpoints": self._checkpoint_specs, "task": self.task,
+            "gamma": self._gamma_arg, "num_classes": self.num_classes, "vocab_size": self.vocab_size,
+            "scale": self.scale, "swap_at": list(self.swap_at), "min_lr": self.min_lr,
+            "record_every": self.record_every, "cross_modal": self.cross_modal,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        """Builds a scheduler from `get_config()`'s output."""
+        return cls(**config)

@@ -325,7 +325,7 @@ def test_second_process_is_refused_at_train_begin(tmp_path, digits):
     try:
         assert holder.stdout.readline().strip() == "ready"
         rec = FeatureHistory(path, (xt, yt), (xv, yv))
-        with pytest.raises(RuntimeError, match="another process is writing") as info:
+        with pytest.raises(RuntimeError, match="Another process is writing") as info:
             model.fit(xt, yt, epochs=1, callbacks=[rec], verbose=0)
         assert str(path) in str(info.value)
         assert model.optimizer.iterations.numpy() == 0  # refused before any training step

@@ -265,7 +265,7 @@ def test_second_writer_in_another_process_is_refused(tmp_path):
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(store_lib.HistoryLockedError, match="another process") as info:
+        with pytest.raises(store_lib.HistoryLockedError, match="Another process is writing") as info:
             HistoryStore(path, fingerprint="fp")
         assert "another path" in str(info.value)
         HistoryStore(path)  # readers need no lock

@@ -317,10 +317,17 @@ def test_text_net_with_task_text_does_not_warn():
     import warnings
 
     model, x, y = _classifier(3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(x, y, batch_size=16, epochs=1, verbose=0,
                   callbacks=[MLRSNetScheduler(MLRSNet(mode="text"), task="text", gamma=0.1)])
+    assert not [w for w in caught if "MLRSNetScheduler" in str(w.message)]
+
+
+def test_image_net_on_a_language_model_warns():
+    model, x, y = _text_lm(20, 5, 0, keras.optimizers.SGD(0.1))
+    with pytest.warns(UserWarning, match="image net.*language model"):
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[MLRSNetScheduler(MLRSNet(mode="image"))])
 
 
 def test_class_count_for_a_text_net_or_vocab_for_an_image_net_is_refused():
