@@ -633,6 +633,10 @@ def stateless_learning_rate(optimizer, optimizer_values, value):
 def scale_learning_rate(optimizer, factor):
     """Multiplies the current LR by `factor` and returns the new LR.
 
+    For an optimizer that estimates its own step size (`Prodigy`,
+    `DAdaptAdam`, `DoG`: `get_learning_rate` is d * lr) the base multiplier
+    is scaled, so the effective step size scales by `factor` too.
+
     Args:
         optimizer: a Keras optimizer (wrappers are unwrapped).
         factor: a finite positive multiplier.
@@ -652,7 +656,11 @@ def scale_learning_rate(optimizer, factor):
     ```
     """
     factor = _check_value(factor, "learning-rate factor")
-    return set_learning_rate(optimizer, get_learning_rate(optimizer) * factor)
+    # Scale what `set_learning_rate` writes: for an optimizer that estimates its own
+    # step size (Prodigy: d * lr) that is the base multiplier lr, not d * lr.
+    base = float(keras.ops.convert_to_numpy(learning_rate_tensor(optimizer)))
+    set_learning_rate(optimizer, base * factor)
+    return get_learning_rate(optimizer)
 
 
 def prepare(optimizer):

@@ -276,3 +276,20 @@ def test_state_variables_are_saved_by_name_outside_the_optimizers_own_entry(tmp_
     late = lr_lib.add_state_variable(again.optimizer, "extra", shape=(2,))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(late), [1.0, 2.0])
     assert lr_lib.prepare(again.optimizer) == lr_lib.get_learning_rate(model.optimizer)
+
+
+@pytest.mark.jax
+def test_scale_learning_rate_scales_the_base_multiplier_of_self_tuning_optimizers():
+    import numpy as np
+
+    from keras_autolr.runtime.optimizers import Prodigy
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    opt = Prodigy()
+    model.compile(optimizer=opt, loss="mse")
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    model.fit(x, x[:, :1], epochs=1, verbose=0)
+    before = lr_lib.get_learning_rate(opt)
+    after = lr_lib.scale_learning_rate(opt, 0.5)
+    # d is unchanged by scaling; d * lr halves.
+    assert after == pytest.approx(before * 0.5, rel=1e-6)
