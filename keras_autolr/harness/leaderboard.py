@@ -44,7 +44,7 @@ import keras
 from keras_autolr.harness import methods as methods_lib
 from keras_autolr.harness import profiles
 from keras_autolr.harness import runner
-from keras_autolr.harness import tasks as tasks_lib
+from keras_autolr.runtime import io as io_lib
 
 __all__ = [
     "Workload",
@@ -346,7 +346,7 @@ class TrainingClock(keras.callbacks.Callback):
     """Cumulative training seconds at the end of every epoch, validation excluded.
 
     Args:
-        offset: seconds already spent before `fit` (e.g. an LR finder's sweep).
+        offset: seconds to add to every reading (work done before `fit`).
 
     Example:
 
@@ -390,7 +390,10 @@ def _fields(record, clock, workload_name, entry_name, target):
     """The leaderboard's fields of a runner record."""
     mode = record["mode"]
     curve = record["history"].get("val_" + record["metric"], [])
-    steps, seconds = record["steps"], clock.seconds
+    # What the method spent before fit (an LR finder's sweep) counts too.
+    cost = record.get("setup_cost") or {}
+    steps = [s + int(cost.get("steps", 0)) for s in record["steps"]]
+    seconds = [s + float(cost.get("seconds", 0.0)) for s in clock.seconds]
     n = min(len(curve), len(steps), len(seconds))
     values = [v if v is not None else math.nan for v in curve[:n]]
     finite = [v for v in values if math.isfinite(v)]
@@ -408,21 +411,33 @@ def _fields(record, clock, workload_name, entry_name, target):
         "best_metric": best, "final_metric": values[-1] if values and math.isfinite(values[-1]) else None,
         "diverged": bool(record["diverged"]),
         "curve": {"steps": steps[:n], "seconds": seconds[:n], "metric": curve[:n], "lr": record["lr"][:n]},
-        "train_seconds": seconds[-1] if seconds else None,
+        "train_seconds": seconds[-1] if seconds else None, "setup_cost": cost,
     }
 
 
 def _run_cell(cell, out_dir, target):
-    """Runs (or loads) one cell; returns its record. Importable by Ray workers."""
+    """Runs (or loads) one cell; returns its record. Importable by Ray workers.
+
+    A method that raises on a workload (e.g. an LR finder on too few batches)
+    gets a record with its `error` and no time to target, so one failure
+    neither stops the grid nor goes unreported; delete the file to retry.
+    """
     w, e = cell.workload, cell.entry
     path = pathlib.Path(out_dir) / "runs" / f"{cell.key}.json"
     clock = TrainingClock()
-    record, _ = runner.run_cached(
-        path, w.task, e.method, e.initial_lr, cell.seed, label=e.name,
-        annotate=lambda rec: _fields(rec, clock, w.name, e.name, target),
-        size="smoke" if cell.smoke else w.size, epochs=2 if cell.smoke else w.epochs,
-        optimizer=e.optimizer, options=dict(e.options), extra_callbacks=[clock],
-    )
+    try:
+        record, _ = runner.run_cached(
+            path, w.task, e.method, e.initial_lr, cell.seed, label=e.name,
+            annotate=lambda rec: _fields(rec, clock, w.name, e.name, target),
+            size="smoke" if cell.smoke else w.size, epochs=2 if cell.smoke else w.epochs,
+            optimizer=e.optimizer, options=dict(e.options), extra_callbacks=[clock],
+        )
+    except (ValueError, RuntimeError, KeyError) as err:
+        record = {"workload": w.name, "method": e.name, "seed": cell.seed, "target": target,
+                  "reached_target": False, "steps_to_target": None, "seconds_to_target": None,
+                  "best_metric": None, "final_metric": None, "diverged": False,
+                  "error": f"{type(err).__name__}: {err}", "wall_s": None}
+        io_lib.atomic_write_json(path, record)
     return record
 
 
@@ -568,6 +583,7 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
                 "reached": sum(bool(r["reached_target"]) for r in runs) / len(runs),
                 "best_metric": float(np.mean(bests)) if bests else None,
                 "diverged": sum(bool(r["diverged"]) for r in runs),
+                "errors": sorted({r["error"] for r in runs if r.get("error")}),
                 "seeds": len(runs),
             }
     return {

@@ -49,6 +49,9 @@ __all__ = [
     "ZOO_MODELS",
     "feature_history_config",
     "feature_history_net",
+    "mlp_mixer",
+    "char_transformer",
+    "dense_autoencoder",
 ]
 
 
@@ -648,3 +651,121 @@ def feature_history_net(config, input_shape, num_classes=10):
     out = keras.layers.Dense(num_classes, activation="softmax",
                              name="classifier")(x)
     return keras.Model(inp, out)
+
+
+def mlp_mixer(input_shape, num_classes, patch=4, dim=64, tokens_mlp=64, channels_mlp=128, depth=2):
+    """A small MLP-Mixer (Tolstikhin et al. 2021): patches, token- and channel-mixing MLPs.
+
+    Args:
+        input_shape: (height, width, channels); both sides divisible by `patch`.
+        num_classes: output classes (softmax).
+        patch: patch side.
+        dim: hidden width of each patch embedding.
+        tokens_mlp, channels_mlp: hidden widths of the two mixing MLPs.
+        depth: number of mixer blocks.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import models
+
+    m = models.mlp_mixer((32, 32, 3), 10, depth=1)
+    assert m.output_shape == (None, 10)
+    ```
+    """
+    h, w, _ = input_shape
+    n = (h // patch) * (w // patch)
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(dim, patch, strides=patch)(inputs)
+    x = keras.layers.Reshape((n, dim))(x)
+    for _ in range(depth):
+        y = keras.layers.LayerNormalization()(x)
+        y = keras.layers.Permute((2, 1))(y)
+        y = keras.layers.Dense(tokens_mlp, activation="gelu")(y)
+        y = keras.layers.Dense(n)(y)
+        x = keras.layers.Add()([x, keras.layers.Permute((2, 1))(y)])
+        y = keras.layers.LayerNormalization()(x)
+        y = keras.layers.Dense(channels_mlp, activation="gelu")(y)
+        x = keras.layers.Add()([x, keras.layers.Dense(dim)(y)])
+    x = keras.layers.LayerNormalization()(x)
+    x = keras.layers.GlobalAveragePooling1D(name="features")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name="mlp_mixer")
+
+
+class _PositionEmbedding(keras.layers.Layer):
+    """Adds a learned position embedding to a (batch, length, dim) sequence."""
+
+    def __init__(self, length, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.length, self.dim = length, dim
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=(self.length, self.dim), initializer="glorot_uniform",
+                                         name="positions")
+
+    def call(self, x):
+        return x + self.positions[None, : keras.ops.shape(x)[1]]
+
+    def get_config(self):
+        return {**super().get_config(), "length": self.length, "dim": self.dim}
+
+
+def char_transformer(vocab, seq_len, dim=64, heads=2, depth=2, mlp=128):
+    """A tiny causal transformer language model: per-token logits over `vocab`.
+
+    Args:
+        vocab: vocabulary size.
+        seq_len: sequence length (the position table's size).
+        dim: model width.
+        heads: attention heads.
+        depth: transformer blocks (pre-LayerNorm).
+        mlp: hidden width of each block's MLP.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import models
+
+    m = models.char_transformer(65, 32, dim=16, depth=1)
+    assert m.output_shape == (None, 32, 65)
+    ```
+    """
+    inputs = keras.Input((seq_len,), dtype="int32")
+    x = keras.layers.Embedding(vocab, dim)(inputs)
+    x = _PositionEmbedding(seq_len, dim)(x)
+    for _ in range(depth):
+        y = keras.layers.LayerNormalization()(x)
+        y = keras.layers.MultiHeadAttention(heads, dim // heads)(y, y, use_causal_mask=True)
+        x = keras.layers.Add()([x, y])
+        y = keras.layers.LayerNormalization()(x)
+        y = keras.layers.Dense(mlp, activation="gelu")(y)
+        x = keras.layers.Add()([x, keras.layers.Dense(dim)(y)])
+    x = keras.layers.LayerNormalization()(x)
+    outputs = keras.layers.Dense(vocab, name="classifier")(x)
+    return keras.Model(inputs, outputs, name="char_transformer")
+
+
+def dense_autoencoder(input_dim, code=8, hidden=32):
+    """A dense autoencoder: input -> hidden -> code -> hidden -> input (linear output).
+
+    Args:
+        input_dim: features per example (flattened).
+        code: bottleneck width.
+        hidden: width of the encoder's and decoder's hidden layer.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import models
+
+    m = models.dense_autoencoder(64, code=4)
+    assert m.output_shape == (None, 64)
+    ```
+    """
+    inputs = keras.Input((input_dim,))
+    x = keras.layers.Dense(hidden, activation="relu")(inputs)
+    x = keras.layers.Dense(code, activation="relu", name="features")(x)
+    x = keras.layers.Dense(hidden, activation="relu")(x)
+    outputs = keras.layers.Dense(input_dim)(x)
+    return keras.Model(inputs, outputs, name="dense_autoencoder")

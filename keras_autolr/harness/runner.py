@@ -163,6 +163,7 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
         "best": _json_safe(metrics_lib.best_score(curve, task.mode)) if curve else None,
         "test": {k: _json_safe(float(v)) for k, v in test.items()},
         "wall_s": wall, "diverged": bool(diverged), "epochs_run": len(h.get("loss", [])),
+        "setup_cost": dict(setup.cost),
         "backend": keras.backend.backend(),
     }
 

@@ -854,3 +854,121 @@ for _t in [
 ]:
     register(_t)
 del _t
+
+
+# -- the leaderboard's workloads (harness.leaderboard) ---------------------------
+#
+# Sized so one run takes about 20-120 s on one core of a 2-core CPU at size
+# "small". No held-out test split is needed (the leaderboard scores validation,
+# as AlgoPerf does); for the synthetic and tabular sets the test split is a copy
+# of the validation split. Four of these share data (not models or budgets) with
+# the ARC zoo the shipped ARC controller was trained on: digits, MNIST-1D,
+# diabetes, sines and blobs; the leaderboard's README section says so.
+
+
+def _arrays_loader(arrays, num_classes, smoke_n=None):
+    """A loader over a zero-argument `(x, y, xv, yv)` function; smoke keeps `smoke_n` rows."""
+    def load(size, seed):
+        x, y, xv, yv = arrays()
+        if size == "smoke" and smoke_n:
+            x, y, xv, yv = x[:smoke_n], y[:smoke_n], xv[: smoke_n // 2], yv[: smoke_n // 2]
+        return TaskData(x, y, xv, yv, xv, yv, num_classes)
+
+    return load
+
+
+def _autoencoder_arrays():
+    s = datasets.load("digits")
+    x = np.concatenate([s.x_train, s.x_val]).reshape(-1, 64).astype("float32")
+    return x[:1500], x[:1500], x[1500:], x[1500:]
+
+
+def _pixel_accuracy():
+    return [keras.metrics.BinaryAccuracy(threshold=0.0, name="pixel_accuracy")]
+
+
+_LB = dict(suite="eval")
+
+register(Task(
+    name="digits_mlp_lb", load=_arrays_loader(_zoo_digits, 10, 256),
+    build=lambda size, k, seed: models.zoo_model("digits_mlp", seed), loss=_LOGITS_CE,
+    batch_size=32, epochs=_sizes(2, 30, 60), description="leaderboard: 8x8 digits, MLP", **_LB,
+))
+
+register(Task(
+    name="mnist1d_gru_lb", load=_arrays_loader(_zoo_mnist1d, 10, 256),
+    build=lambda size, k, seed: models.zoo_model("mnist1d_gru", seed), loss=_LOGITS_CE,
+    batch_size=64, epochs=_sizes(2, 15, 40), description="leaderboard: MNIST-1D as a sequence, GRU", **_LB,
+))
+
+register(Task(
+    name="fashion_cnn_bn_lb",
+    load=_image_loader("fashion_mnist", _sizes(512, 6000, None), n_val=_sizes(256, 2000, 5000),
+                       n_test=_sizes(256, 2000, None)),
+    build=_small_bn_cnn((28, 28, 1), _sizes(4, 16, 32), bn_momentum=0.9), loss=_LOGITS_CE,
+    batch_size=128, epochs=_sizes(2, 8, 30), description="leaderboard: Fashion-MNIST, CNN + BatchNorm", **_LB,
+))
+
+register(Task(
+    name="cifar10_resnet9_lb",
+    load=_image_loader("cifar10", _sizes(512, 4000, None), n_val=_sizes(256, 1000, 5000),
+                       n_test=_sizes(256, 1000, None)),
+    build=_resnet9((32, 32, 3), _sizes(4, 8, 64)), model_options={"bn_momentum": 0.9},
+    batch_size=128, epochs=_sizes(2, 8, 30), description="leaderboard: CIFAR-10 subset, ResNet-9", **_LB,
+))
+
+register(Task(
+    name="cifar10_mixer_lb",
+    load=_image_loader("cifar10", _sizes(512, 4000, None), n_val=_sizes(256, 1000, 5000),
+                       n_test=_sizes(256, 1000, None)),
+    build=lambda size, k, seed: models.mlp_mixer((32, 32, 3), k, depth=_sizes(1, 2, 4)[size]),
+    batch_size=128, epochs=_sizes(2, 8, 30), description="leaderboard: CIFAR-10 subset, MLP-Mixer", **_LB,
+))
+
+register(Task(
+    name="ptb_lstm_lb", load=_lm_loader("ptb", _sizes(20, 20, 35), _sizes(128, 2000, None)),
+    build=_lstm_lm(_sizes((16, 32), (64, 128), (300, 600)), dropout=0.2),
+    batch_size=64, epochs=_sizes(2, 6, 40), optimizer="adam",
+    description="leaderboard: PTB words, LSTM LM", **_LM_SCORING, **_LB,
+))
+
+register(Task(
+    name="shakespeare_gru_lb", load=_lm_loader("tiny_shakespeare", _sizes(32, 64, 100), _sizes(128, 2000, None)),
+    build=_lstm_lm(_sizes((8, 32), (32, 128), (64, 512)), dropout=0.1, cell="gru"),
+    batch_size=64, epochs=_sizes(2, 6, 30), description="leaderboard: Tiny Shakespeare chars, GRU LM",
+    **_LM_SCORING, **_LB,
+))
+
+register(Task(
+    name="shakespeare_transformer_lb",
+    load=_lm_loader("tiny_shakespeare", _sizes(32, 64, 128), _sizes(128, 2000, None)),
+    build=lambda size, k, seed: models.char_transformer(
+        k, _sizes(32, 64, 128)[size], dim=_sizes(16, 64, 128)[size], depth=_sizes(1, 2, 4)[size]),
+    batch_size=64, epochs=_sizes(2, 6, 30), description="leaderboard: Tiny Shakespeare chars, tiny transformer",
+    **_LM_SCORING, **_LB,
+))
+
+register(Task(
+    name="diabetes_mlp_lb", load=_arrays_loader(_zoo_diabetes, None, 200),
+    build=lambda size, k, seed: models.zoo_model("diabetes_mlp", seed), loss="mse", metric="loss", mode="min",
+    batch_size=32, epochs=_sizes(2, 60, 200), description="leaderboard: tabular regression, MLP (MSE)", **_LB,
+))
+
+register(Task(
+    name="sine_cnn_lb", load=_arrays_loader(_zoo_noisy_sines, None, 256),
+    build=lambda size, k, seed: models.zoo_model("sine_conv", seed), loss="mse", metric="loss", mode="min",
+    batch_size=64, epochs=_sizes(2, 20, 60), description="leaderboard: 1-D signal regression, CNN (MSE)", **_LB,
+))
+
+register(Task(
+    name="blobs_segmentation_lb", load=_arrays_loader(_zoo_blobs, None, 256),
+    build=lambda size, k, seed: models.zoo_model("segmenter", seed), loss="binary_crossentropy_logits",
+    metric="pixel_accuracy", metrics_factory=_pixel_accuracy, batch_size=64, epochs=_sizes(2, 15, 40),
+    description="leaderboard: segmentation, fully convolutional (pixel accuracy)", **_LB,
+))
+
+register(Task(
+    name="digits_autoencoder_lb", load=_arrays_loader(_autoencoder_arrays, None, 256),
+    build=lambda size, k, seed: models.dense_autoencoder(64, code=8), loss="mse", metric="loss", mode="min",
+    batch_size=64, epochs=_sizes(2, 40, 100), description="leaderboard: 8x8 digits, dense autoencoder (MSE)", **_LB,
+))

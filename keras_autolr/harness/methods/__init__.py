@@ -73,13 +73,17 @@ class Setup:
 
     `train_data`, when set, is `train_data(x, y, batch_size, seed)` returning
     what `fit` should train on instead of `(x, y)` with `batch_size` (e.g.
-    MCV's `PairedBatches`).
+    MCV's `PairedBatches`). `cost` is the work the method spends outside
+    `fit` (an LR finder's sweep), filled in by the method as it runs:
+    `{"seconds": ..., "steps": ...}`; the runner stores it in the record as
+    `setup_cost` and the leaderboard counts it in the time to target.
     """
 
     optimizer: Any
     callbacks: list
     wrap_model: Optional[Callable] = None
     train_data: Optional[Callable] = None
+    cost: dict = dataclasses.field(default_factory=dict)
 
 
 _OPTIMIZERS = {

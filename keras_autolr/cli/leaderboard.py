@@ -1,0 +1,176 @@
+"""`keras-autolr leaderboard`: every LR method on every workload, AlgoPerf-style.
+
+Runs the grid of `harness.leaderboard` (resumable: finished runs are
+skipped), then writes `scores.json`, `leaderboard.md` and the performance
+profile plot into `--out`. `--shard i/k` runs every k-th cell from the i-th
+(0-based) for any cluster scheduler; `--merge` only aggregates what the
+shards wrote into one folder. `--backend ray` runs cells as Ray tasks.
+
+Targets come from `--targets` (a JSON file `{"targets": {workload: value}}`;
+default `<out>/targets.json`); `--smoke` runs at the seconds-long CI size with
+targets at the smoke size's reach.
+
+Example:
+
+```python
+from keras_autolr.cli import leaderboard
+
+parser = leaderboard.build_parser()
+args = parser.parse_args(["--workloads", "digits_mlp_lb", "--methods", "adam", "--smoke"])
+assert args.smoke and args.workloads == ["digits_mlp_lb"]
+```
+"""
+
+import argparse
+import json
+import os
+import pathlib
+
+__all__ = ["add_parser", "build_parser", "run", "SMOKE_TARGETS", "SMOKE_WORKLOADS"]
+
+# Smoke targets: values a 2-epoch run at the smoke size can reach, so CI
+# exercises the whole time-to-target path (not measurements).
+SMOKE_TARGETS = {"digits_mlp_lb": 0.2, "mnist1d_cnn_lb": 0.15, "diabetes_mlp_lb": 2.0}
+SMOKE_WORKLOADS = ["digits_mlp_lb", "diabetes_mlp_lb"]
+
+
+def _shard(text):
+    i, _, k = text.partition("/")
+    try:
+        i, k = int(i), int(k)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/k (e.g. 0/4), got {text!r}") from None
+    if not (k >= 1 and 0 <= i < k):
+        raise argparse.ArgumentTypeError(f"--shard i/k needs 0 <= i < k, got {text!r}")
+    return i, k
+
+
+def _fill(parser):
+    parser.add_argument("--workloads", nargs="+", default=None, help="workload names (default: all)")
+    parser.add_argument("--methods", nargs="+", default=None, help="leaderboard entries (default: all)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 3; 1 with --smoke)")
+    parser.add_argument("--no-bad-lrs", action="store_true", help="skip the 10x-too-small / -large variants")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the CI size: every method on two workloads at seconds per run, 1 seed, no bad-LR variants")
+    parser.add_argument("--shard", type=_shard, default=None, help="i/k: run the i-th of k shards")
+    parser.add_argument("--merge", action="store_true", help="only aggregate the records in --out")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
+    parser.add_argument("--targets", default=None, help="targets JSON (default: <out>/targets.json)")
+    parser.add_argument("--out", default="reproductions/results/leaderboard")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_parser(subparsers):
+    """Adds the `leaderboard` command to an argparse `subparsers` object.
+
+    Args:
+        subparsers: from `ArgumentParser.add_subparsers()`.
+
+    Returns:
+        The command's parser.
+
+    Example:
+
+    ```python
+    import argparse
+    from keras_autolr.cli import leaderboard
+
+    sub = argparse.ArgumentParser(prog="keras-autolr").add_subparsers(dest="command")
+    p = leaderboard.add_parser(sub)
+    assert p.parse_args(["--shard", "1/4"]).shard == (1, 4)
+    ```
+    """
+    return _fill(subparsers.add_parser("leaderboard", help="rank every LR method on many workloads (AlgoPerf-style)"))
+
+
+def build_parser():
+    """The parser of `keras-autolr leaderboard` on its own.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli.leaderboard import build_parser
+
+    assert build_parser().parse_args(["--seeds", "2"]).seeds == 2
+    ```
+    """
+    return _fill(argparse.ArgumentParser(prog="keras-autolr leaderboard"))
+
+
+def _targets(path, smoke):
+    if smoke:
+        return dict(SMOKE_TARGETS)
+    path = pathlib.Path(path)
+    if not path.exists():
+        print(f"No targets file at {path}: runs are recorded, nothing counts as reaching a target "
+              "until the targets are calibrated.")
+        return {}
+    return json.loads(path.read_text())["targets"]
+
+
+def run(args):
+    """Runs (or merges) the leaderboard described by parsed `args`; writes the reports.
+
+    Args:
+        args: from `build_parser().parse_args(...)`.
+
+    Returns:
+        The summary dict of `harness.leaderboard.aggregate`, or None when no
+        record exists yet.
+
+    Example:
+
+    ```python
+    from keras_autolr.cli import leaderboard
+
+    args = leaderboard.build_parser().parse_args(
+        ["--workloads", "digits_mlp_lb", "--methods", "adam", "--seeds", "1", "--no-bad-lrs",
+         "--smoke", "--out", "lb"])
+    summary = leaderboard.run(args)
+    assert summary["scores"] == {"adam": 1.0}
+    ```
+    """
+    from keras_autolr.harness import leaderboard, reports
+    from keras_autolr.runtime import io as io_lib
+
+    out = pathlib.Path(args.out)
+    if not args.merge:
+        workloads = args.workloads or (SMOKE_WORKLOADS if args.smoke else None)
+        seeds = args.seeds or (1 if args.smoke else 3)
+        cells = leaderboard.grid(workloads, args.methods, seeds=range(seeds),
+                                 bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
+        if args.shard:
+            cells = leaderboard.shard(cells, *args.shard)
+        print(f"{len(cells)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
+        leaderboard.run_cells(cells, out, _targets(args.targets or out / "targets.json", args.smoke),
+                              backend=args.backend, progress=True)
+    records = leaderboard.load_records(out)
+    if not records:
+        print(f"No leaderboard records in {out / 'runs'}.")
+        return None
+    summary = leaderboard.aggregate(records)
+    io_lib.atomic_write_json(out / "scores.json", {"scores": summary["scores"],
+                                                   "scores_steps": summary["scores_steps"],
+                                                   "workloads": summary["workloads"]})
+    text = leaderboard.markdown_report(summary)
+    io_lib.atomic_write_text(out / "leaderboard.md", text + "\n")
+    print(text)
+    _plot_profiles(summary, out / "profiles.png", reports)
+    return summary
+
+
+def _plot_profiles(summary, path, reports):
+    plt = reports.pyplot()
+    if plt is None:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    taus = summary["profile"]["taus"]
+    for m in summary["methods"]:
+        ax.step(taus, summary["profile"][m], where="post", label=m)
+    ax.set_xlabel("tau (time to target / fastest method's)")
+    ax.set_ylabel("fraction of workloads")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=120)
+    plt.close(fig)

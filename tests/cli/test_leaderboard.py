@@ -1,0 +1,30 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow
+def test_leaderboard_smoke_command_writes_scores_table_and_plot(tmp_path):
+    """`keras-autolr leaderboard --smoke`: every method on the smoke workloads, as CI runs it."""
+    out = tmp_path / "lb"
+    proc = subprocess.run([sys.executable, "-m", "keras_autolr", "leaderboard", "--smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads((out / "scores.json").read_text())
+    from keras_autolr.harness import leaderboard
+
+    assert set(scores["scores"]) == set(leaderboard.entry_names())
+    assert all(0.0 <= v <= 1.0 for v in scores["scores"].values())
+    assert max(scores["scores"].values()) == pytest.approx(1.0)
+    assert (out / "leaderboard.md").read_text().startswith("| rank |")
+    assert (out / "profiles.png").stat().st_size > 0
+
+
+def test_shard_argument_is_validated():
+    from keras_autolr.cli.leaderboard import build_parser
+
+    assert build_parser().parse_args(["--shard", "2/3"]).shard == (2, 3)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--shard", "3/3"])

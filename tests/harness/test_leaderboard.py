@@ -1,0 +1,95 @@
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_autolr.harness import leaderboard, tasks
+
+
+def test_every_workload_is_a_registered_task_and_builds():
+    assert len(leaderboard.WORKLOADS) >= 12
+    for w in leaderboard.WORKLOADS.values():
+        task = tasks.get(w.task)
+        assert w.epochs > 0 and task.mode in ("max", "min")
+
+
+def test_grid_adds_bad_lr_variants_only_where_the_lr_matters():
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "prodigy"], seeds=[0, 1, 2])
+    names = sorted({c.entry.name for c in cells})
+    assert names == ["adam", "adam@lr/10", "adam@lrx10", "prodigy"]
+    assert len(cells) == 4 * 3
+    lrs = {c.entry.name: c.entry.initial_lr for c in cells}
+    assert lrs["adam@lr/10"] == pytest.approx(1e-4) and lrs["adam@lrx10"] == pytest.approx(1e-2)
+    assert len({c.key for c in cells}) == len(cells)
+    with pytest.raises(KeyError, match="Unknown workload"):
+        leaderboard.grid(["nope"], ["adam"])
+    with pytest.raises(KeyError, match="Unknown leaderboard entry"):
+        leaderboard.grid(["digits_mlp_lb"], ["nope"])
+
+
+def test_shards_partition_the_grid():
+    cells = leaderboard.grid(None, ["adam"], seeds=[0], bad_lrs=False)
+    parts = [leaderboard.shard(cells, i, 3) for i in range(3)]
+    assert sorted(c.key for p in parts for c in p) == sorted(c.key for c in cells)
+    with pytest.raises(ValueError):
+        leaderboard.shard(cells, 3, 3)
+
+
+def test_training_clock_excludes_validation():
+    x = np.zeros((512, 8), "float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    clock = leaderboard.TrainingClock()
+    big_val = (np.zeros((20000, 8), "float32"), np.zeros((20000, 1), "float32"))
+    model.fit(x, x[:, :1], epochs=2, batch_size=512, validation_data=big_val, verbose=0, callbacks=[clock])
+    assert clock.seconds[0] > 0 and clock._excluded > 0
+
+
+@pytest.mark.slow
+def test_smoke_leaderboard_is_resumable_and_aggregates(tmp_path):
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "dog"], seeds=[0], smoke=True)
+    targets = {"digits_mlp_lb": 0.05}   # reachable at once: every run records a time
+    records = leaderboard.run_cells(cells, tmp_path, targets, progress=False)
+    assert len(records) == 4
+    for r in records:
+        for key in ("workload", "method", "seed", "reached_target", "steps_to_target", "seconds_to_target",
+                    "best_metric", "final_metric", "diverged"):
+            assert key in r
+    reached = [r for r in records if r["reached_target"]]
+    assert reached and all(r["seconds_to_target"] > 0 and r["steps_to_target"] >= 1 for r in reached)
+    files = sorted((tmp_path / "runs").glob("*.json"))
+    assert len(files) == 4
+    stamp = [f.stat().st_mtime_ns for f in files]
+    again = leaderboard.run_cells(cells, tmp_path, targets, progress=False)
+    assert [f.stat().st_mtime_ns for f in files] == stamp          # loaded, not rerun
+    assert [r["wall_s"] for r in again] == [r["wall_s"] for r in records]
+    summary = leaderboard.aggregate(leaderboard.load_records(tmp_path))
+    assert set(summary["scores"]) == {"adam", "adam@lr/10", "adam@lrx10", "dog"}
+    assert max(summary["scores"].values()) == pytest.approx(1.0)
+    assert "| 1 |" in leaderboard.markdown_report(summary)
+    json.dumps(summary)
+
+
+@pytest.mark.slow
+def test_ray_backend_runs_the_same_cells(tmp_path):
+    ray = pytest.importorskip("ray")
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam"], seeds=[0], bad_lrs=False, smoke=True)
+    try:
+        records = leaderboard.run_cells(cells, tmp_path, {"digits_mlp_lb": 0.05}, backend="ray",
+                                        progress=False, num_cpus=2)
+    finally:
+        ray.shutdown()
+    assert len(records) == 1 and records[0]["workload"] == "digits_mlp_lb"
+    assert (tmp_path / "runs" / f"{cells[0].key}.json").exists()
+
+
+def test_lr_finder_cost_counts_in_time_to_target():
+    record = {"mode": "max", "metric": "accuracy", "history": {"val_accuracy": [0.5, 0.9]},
+              "steps": [10, 20], "lr": [1e-3, 1e-3], "diverged": False, "setup_cost": {"seconds": 5.0, "steps": 30}}
+    clock = leaderboard.TrainingClock()
+    clock.seconds = [1.0, 2.0]
+    f = leaderboard._fields(record, clock, "w", "m", target=0.9)
+    assert f["steps_to_target"] == 50 and f["seconds_to_target"] == pytest.approx(7.0)
+    assert f["best_metric"] == 0.9 and math.isclose(f["final_metric"], 0.9)
