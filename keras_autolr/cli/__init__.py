@@ -15,7 +15,7 @@ import sys
 __all__ = ["build_parser", "main"]
 
 _GROUPS = ["keras_autolr.cli.arc", "keras_autolr.cli.mcv", "keras_autolr.cli.mlrsnet",
-           "keras_autolr.cli.feature_history", "keras_autolr.cli.leaderboard"]
+           "keras_autolr.cli.feature_history", "keras_autolr.cli.leaderboard", "keras_autolr.cli.find_lr"]
 
 
 def _run_grid(a):

@@ -26,7 +26,7 @@ from keras_autolr.harness import runner
 __all__ = ["DEFAULT_METHODS", "available_methods", "run", "add_parser"]
 
 DEFAULT_METHODS = ["constant", "cosine_restarts", "exponential", "plateau", "schedule_free",
-                   "arc", "mlrsnet", "mcv:method3"]
+                   "prodigy", "lr_finder+cosine", "arc", "mlrsnet", "mcv:method3"]
 
 
 def available_methods(wanted, log=print):
