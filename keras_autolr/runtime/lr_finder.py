@@ -30,6 +30,9 @@ model.optimizer.build(model.trainable_variables)
 result = find_lr(model, x, y, batch_size=8, steps=50, min_lr=1e-5, max_lr=10.0)
 print(result.suggestion, result.suggestions)
 ```
+
+`LRFinder(x, y)` is the same test as a callback: it runs at `on_train_begin`
+of `fit` and starts training at the suggested LR.
 """
 
 import dataclasses
@@ -42,7 +45,7 @@ import numpy as np
 
 from keras_autolr.runtime import lr as lr_lib
 
-__all__ = ["LRFinderError", "LRFinderResult", "find_lr", "steepest", "valley", "min_over_10"]
+__all__ = ["LRFinderError", "LRFinderResult", "find_lr", "steepest", "valley", "min_over_10", "LRFinder"]
 
 
 class LRFinderError(ValueError):
@@ -375,3 +378,72 @@ def find_lr(model, x, y=None, *, batch_size=32, min_lr=1e-7, max_lr=10.0, steps=
         warnings.warn(message, stacklevel=2)
         suggestions = {"steepest": None, "valley": None, "min_over_10": None}
     return LRFinderResult(lrs, losses, raw, suggestions, diverged, message)
+
+
+PICKS = ("steepest", "valley", "min_over_10")
+
+
+class LRFinder(keras.callbacks.Callback):
+    """Callback: runs `find_lr` when `fit` begins and starts training at the suggested LR.
+
+    At `on_train_begin` the range test runs on the data given here (not on
+    `fit`'s), the model and optimizer are restored exactly (so training starts
+    from the pre-sweep weights and state), and the LR is set with
+    `keras_autolr.runtime.lr.set_learning_rate` to `result.suggestions[pick]`:
+    a float LR becomes that value, a `LearningRateSchedule` is scaled so that
+    its value at the current step is that value (its shape is kept), an
+    optimizer that estimates its own step size gets that base multiplier. The
+    result is kept in `self.result`. When there is no suggestion (the loss
+    never fell) it warns and leaves the LR unchanged. The sweep's own steps
+    do not count in `optimizer.iterations`.
+
+    Args:
+        x: sweep inputs (an array), or a `tf.data.Dataset` / iterable of
+            `(x, y)` batches.
+        y: sweep targets (arrays only).
+        pick: which suggestion to use: `"steepest"`, `"valley"` or `"min_over_10"`.
+        **find_lr_kwargs: passed to `find_lr` (`batch_size`, `min_lr`,
+            `max_lr`, `steps`, `smoothing`, `diverge_factor`).
+
+    Raises:
+        LRFinderError: `pick` is not one of the three, or `find_lr` cannot run.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.lr_finder import LRFinder
+
+    x = np.random.default_rng(0).normal(size=(256, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(), loss="mse")
+    finder = LRFinder(x, y, batch_size=8, steps=30, max_lr=1.0)
+    model.fit(x, y, epochs=1, batch_size=32, callbacks=[finder], verbose=0)
+    print(finder.result.suggestion)
+    ```
+    """
+
+    def __init__(self, x, y=None, *, pick="steepest", **find_lr_kwargs):
+        super().__init__()
+        if pick not in PICKS:
+            raise LRFinderError(f"pick must be one of {PICKS}, got {pick!r}.")
+        self.x, self.y, self.pick, self.find_lr_kwargs = x, y, pick, find_lr_kwargs
+        self.result = None
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        opt = lr_lib.base_optimizer(model.optimizer)
+        if not opt.built:
+            opt.build(model.trainable_variables)
+        self.result = find_lr(model, self.x, self.y, **self.find_lr_kwargs)
+        lr = self.result.suggestions.get(self.pick)
+        if lr is None:
+            warnings.warn(f"LRFinder: no {self.pick!r} suggestion ({self.result.message}); "
+                          f"the learning rate is left unchanged at {lr_lib.get_learning_rate(opt):g}.",
+                          stacklevel=2)
+        else:
+            lr_lib.set_learning_rate(opt, lr)
+        # find_lr dropped the compiled step, which `fit` built before this hook and calls next.
+        model.make_train_function(force=True)

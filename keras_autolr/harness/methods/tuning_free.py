@@ -5,7 +5,7 @@
 | `prodigy` | `keras_autolr.runtime.optimizers.Prodigy` |
 | `dadapt_adam` | `keras_autolr.runtime.optimizers.DAdaptAdam` |
 | `dog` | `keras_autolr.runtime.optimizers.DoG` |
-| `schedule_free_ref` | `ReferenceScheduleFreeAdamW` (optax's schedule-free AdamW) at `initial_lr` |
+| `schedule_free_ref` | `ReferenceScheduleFreeAdamW` (optax's schedule-free AdamW) at `initial_lr`, validated at x (`ScheduleFreeEval`) |
 | `adamw_warmup_cosine` | `keras.optimizers.AdamW`, AlgoPerf baseline hyperparameters, linear warmup + cosine to 0 |
 | `nadamw_warmup_cosine` | `keras.optimizers.Nadam` with the same hyperparameters and schedule |
 | `sgd_momentum_cosine` | SGD, momentum 0.9, cosine decay from `initial_lr` to 0 over the run |
@@ -64,6 +64,7 @@ from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime.lr_callback import LearningRateLogger
 from keras_autolr.runtime.lr_finder import find_lr
 from keras_autolr.runtime.optimizers import DAdaptAdam, DoG, Prodigy, ReferenceScheduleFreeAdamW
+from keras_autolr.runtime.optimizers.schedule_free_ref import ScheduleFreeEval
 
 __all__ = ["ALGOPERF_NADAMW", "NAMES"]
 
@@ -107,7 +108,8 @@ def _schedule_free_ref(ctx):
     opts = _options(ctx, ("warmup_steps", "weight_decay"))
     opt = ReferenceScheduleFreeAdamW(ctx.initial_lr, warmup_steps=opts.get("warmup_steps"),
                                      weight_decay=opts.get("weight_decay"))
-    return methods.Setup(opt, [LearningRateLogger()])
+    # Validation at x, the point the authors evaluate (no zoo model has BatchNorm, so no bn_data).
+    return methods.Setup(opt, [LearningRateLogger(), ScheduleFreeEval()])
 
 
 def _warmup_cosine(ctx, peak, warmup_factor, alpha=0.0):

@@ -24,15 +24,28 @@ Keras's algorithm with a TF fix):
 
 Evaluation point: `eval_weights()` returns `x` for every trained variable, and
 `EvalWeights(model)` is a context manager that swaps `x` into the model and
-back (bit-exactly). Validation inside `fit` is computed at `y`; BatchNorm
-statistics are not recomputed at `x` (do it yourself if your model has BN).
+puts every model variable back bit-exactly on exit. The authors evaluate and
+save at `x`; add the `ScheduleFreeEval` callback to `fit` for that: validation
+inside `fit` runs at `x`, and the callbacks given to it (a `ModelCheckpoint`)
+see `x` at `on_epoch_end`/`on_train_end`; training resumes from `y`, bit for
+bit. After `fit` the model holds `y` (as optax's params do).
+
+BatchNorm: running statistics accumulated at `y` do not fit `x`. As the
+authors recommend (facebookresearch/schedule_free issues #60 and #22), pass
+training batches as `bn_data`: with `x` swapped in, the statistics are
+recomputed by forward passes in training mode over those batches, each
+batch weighted equally (the layer's momentum is set to `(k - 1) / k` for the
+k-th batch: PyTorch's `momentum=None` cumulative average), and put back with
+the rest on exit. Without `bn_data` a BatchNorm model is evaluated with the
+statistics from `y` (`ScheduleFreeEval` warns).
 
 Example:
 
 ```python
 import keras
 import numpy as np
-from keras_autolr.runtime.optimizers.schedule_free_ref import EvalWeights, ReferenceScheduleFreeAdamW
+from keras_autolr.runtime.optimizers.schedule_free_ref import (EvalWeights, ReferenceScheduleFreeAdamW,
+                                                               ScheduleFreeEval)
 
 x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
 model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
@@ -40,16 +53,21 @@ model.compile(optimizer=ReferenceScheduleFreeAdamW(1e-2, warmup_steps=4), loss="
 model.fit(x, x[:, :1], epochs=2, batch_size=16, verbose=0)
 with EvalWeights(model):
     print(model.evaluate(x, x[:, :1], verbose=0))
+model.fit(x, x[:, :1], epochs=1, batch_size=16, validation_data=(x, x[:, :1]),
+          callbacks=[ScheduleFreeEval()], verbose=0)   # val_loss at x
 ```
 """
 
+import warnings
+
 import keras
+import numpy as np
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
 from keras_autolr.runtime.optimizers._global import GlobalStepOptimizer
 
-__all__ = ["ReferenceScheduleFreeAdamW", "EvalWeights"]
+__all__ = ["ReferenceScheduleFreeAdamW", "EvalWeights", "ScheduleFreeEval"]
 
 
 @keras.saving.register_keras_serializable(package="keras_autolr")
@@ -192,15 +210,78 @@ class ReferenceScheduleFreeAdamW(GlobalStepOptimizer):
         return config
 
 
+def _input_batches(data, batch_size, max_batches):
+    """The first `max_batches` input batches of `data` (an array, or a dataset/iterable of batches)."""
+    if data is None:
+        return []
+    if hasattr(data, "shape") and not hasattr(data, "element_spec"):
+        n = len(data) - len(data) % batch_size if len(data) >= batch_size else len(data)
+        return [data[i:i + batch_size] for i in range(0, n, batch_size)][:max_batches]
+    source = data.as_numpy_iterator() if hasattr(data, "as_numpy_iterator") else data
+    out = []
+    for batch in source:
+        if len(out) == max_batches:
+            break
+        # (x, y[, sample_weight]) batches: only x goes through the model.
+        out.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    return out
+
+
+def _batch_norm_layers(model):
+    # Layer._flatten_layers is the only walk that also finds layers nested in custom layers.
+    return [layer for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _recompute_batch_norm(model, batches):
+    """BatchNorm statistics as the equal-weight average over `batches` of the model's batch moments."""
+    layers = _batch_norm_layers(model)
+    renorm = [layer.name for layer in layers if getattr(layer, "renorm", False)]
+    if renorm:
+        raise ValueError(f"BatchNormalization with renorm=True ({renorm}) has no plain running statistics "
+                         "to recompute at x; build the layers with renorm=False.")
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for k, xb in enumerate(batches, start=1):
+            for layer in layers:
+                layer.momentum = (k - 1) / k  # k = 1: the first batch's moments replace the old statistics
+            model(xb, training=True)  # eager, so the momentum set here is the one used
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
+def _schedule_free_optimizer(model, who):
+    opt = getattr(model, "optimizer", None)
+    while hasattr(opt, "inner_optimizer"):  # LossScaleOptimizer
+        opt = opt.inner_optimizer
+    if not isinstance(opt, ReferenceScheduleFreeAdamW):
+        raise ValueError(f"{who} needs a model compiled with ReferenceScheduleFreeAdamW, "
+                         f"got {type(opt).__name__}.")
+    return opt
+
+
 class EvalWeights:
     """Context manager: the model holds schedule-free's evaluation point `x` inside the block.
 
-    On exit the training point `y` is restored exactly (the saved values are
-    written back, not recomputed).
+    On entry every model variable is copied, `x` is assigned to the trained
+    variables and, if `bn_data` is given, the BatchNorm statistics are
+    recomputed at `x` (module docstring). On exit every model variable
+    (weights, BatchNorm statistics, dropout seeds) gets its saved value back,
+    so `y` is restored exactly (written back, not recomputed).
 
     Args:
         model: a model compiled with `ReferenceScheduleFreeAdamW` and trained
             at least one step (before that `x == y`).
+        bn_data: training inputs for the BatchNorm recomputation: an array, or
+            a `tf.data.Dataset` / iterable of batches (`(x, y)` tuples give x);
+            None keeps the statistics from `y`.
+        bn_batches: how many batches of `bn_data` to use.
+        batch_size: batch size when `bn_data` is an array.
+
+    Raises:
+        ValueError: the optimizer is not `ReferenceScheduleFreeAdamW` or not
+            built, `bn_data` gives no batch, or a BatchNorm layer uses renorm.
 
     Example:
 
@@ -218,22 +299,140 @@ class EvalWeights:
     ```
     """
 
-    def __init__(self, model):
-        opt = getattr(model, "optimizer", None)
-        if not isinstance(opt, ReferenceScheduleFreeAdamW) or not opt.built:
+    def __init__(self, model, bn_data=None, bn_batches=10, batch_size=32):
+        opt = _schedule_free_optimizer(model, "EvalWeights")
+        if not opt.built:
             raise ValueError("EvalWeights needs a model compiled with ReferenceScheduleFreeAdamW "
                              "whose optimizer is built (train at least one step first).")
+        self.model = model
         self.optimizer = opt
+        self._bn = _input_batches(bn_data, int(batch_size), int(bn_batches))
+        if bn_data is not None and not self._bn:
+            raise ValueError(f"bn_data gave no batch (batch_size={batch_size}); pass more data or a "
+                             "smaller batch_size.")
         self._saved = None
 
     def __enter__(self):
         variables = self.optimizer._trainable_variables
-        self._saved = [ops.convert_to_numpy(v) for v in variables]
+        self._saved = [np.array(ops.convert_to_numpy(v)) for v in self.model.variables]
         for v, x in zip(variables, self.optimizer.eval_weights(variables)):
             v.assign(x)
+        if self._bn:
+            _recompute_batch_norm(self.model, self._bn)
         return self
 
     def __exit__(self, *exc):
-        for v, saved in zip(self.optimizer._trainable_variables, self._saved):
+        for v, saved in zip(self.model.variables, self._saved):
             v.assign(saved)
+        self._saved = None
         return False
+
+
+class ScheduleFreeEval(keras.callbacks.Callback):
+    """Callback: validation inside `fit` (and the callbacks it wraps) see schedule-free's `x`.
+
+    `on_test_begin` enters `EvalWeights(model, bn_data, ...)`, `on_test_end`
+    leaves it, so `val_*` logs are computed at `x` (with BatchNorm statistics
+    recomputed at `x` when `bn_data` is given) and training continues from
+    `y` exactly. The `callbacks` given here (typically a
+    `keras.callbacks.ModelCheckpoint`) receive the train, epoch, train-batch and
+    test begin/end hooks, and run their
+    `on_epoch_end` and `on_train_end` with `x` swapped in, so checkpoints hold
+    `x` whatever the order of the callbacks. Other callbacks of `fit`
+    (`BackupAndRestore` included, which must back up `y`) see `y`. Passed
+    to `model.evaluate`, it evaluates at `x` too.
+
+    Args:
+        bn_data: training inputs for recomputing BatchNorm statistics at `x`
+            (see `EvalWeights`); warn-and-skip if None and the model has BatchNorm.
+        bn_batches: how many batches of `bn_data` each recomputation uses.
+        batch_size: batch size when `bn_data` is an array.
+        callbacks: callbacks run at `x` at epoch end and train end.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.optimizers.schedule_free_ref import ReferenceScheduleFreeAdamW, ScheduleFreeEval
+
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=ReferenceScheduleFreeAdamW(1e-2), loss="mse")
+    checkpoint = keras.callbacks.ModelCheckpoint("at_x.weights.h5", save_weights_only=True)
+    history = model.fit(x, x[:, :1], epochs=2, batch_size=16, validation_split=0.25, verbose=0,
+                        callbacks=[ScheduleFreeEval(bn_data=x[:48], batch_size=16, callbacks=[checkpoint])])
+    print(history.history["val_loss"])
+    ```
+    """
+
+    def __init__(self, bn_data=None, bn_batches=10, batch_size=32, callbacks=()):
+        super().__init__()
+        self.bn_data, self.bn_batches, self.batch_size = bn_data, int(bn_batches), int(batch_size)
+        self.callbacks = list(callbacks)
+        self._swap = None
+        self._warned = False
+
+    def set_model(self, model):
+        super().set_model(model)
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def set_params(self, params):
+        super().set_params(params)
+        for cb in self.callbacks:
+            cb.set_params(params)
+
+    def _eval_weights(self):
+        opt = _schedule_free_optimizer(self.model, "ScheduleFreeEval")
+        if not opt.built:
+            return None  # no step taken: x == y
+        if self.bn_data is None and not self._warned and _batch_norm_layers(self.model):
+            self._warned = True
+            warnings.warn("The model has BatchNormalization layers and ScheduleFreeEval got no bn_data: "
+                          "evaluation at x uses the running statistics accumulated at y. Pass training "
+                          "inputs as bn_data to recompute them at x.", stacklevel=3)
+        return EvalWeights(self.model, self.bn_data, self.bn_batches, self.batch_size)
+
+    def _delegate(self, hook, *args):
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args)
+
+    def _at_x(self, hook, *args):
+        swap = self._eval_weights() if self.callbacks else None
+        if swap is None:
+            return self._delegate(hook, *args)
+        with swap:
+            self._delegate(hook, *args)
+
+    def on_train_begin(self, logs=None):
+        _schedule_free_optimizer(self.model, "ScheduleFreeEval")  # fail before the first epoch
+        self._delegate("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._at_x("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._delegate("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._at_x("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._delegate("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._delegate("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._swap = self._eval_weights()
+        if self._swap is not None:
+            self._swap.__enter__()
+        self._delegate("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._delegate("on_test_end", logs)
+        if self._swap is not None:
+            swap, self._swap = self._swap, None
+            swap.__exit__(None, None, None)
