@@ -58,7 +58,7 @@ from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateL
 from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, PairedBatches
 from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler, load_net
 from keras_autolr.runtime import optimizers  # also `keras_autolr.optimizers.Prodigy`
-from keras_autolr.runtime.lr_finder import LRFinderResult, find_lr
+from keras_autolr.runtime.lr_finder import LRFinder, LRFinderResult, find_lr
 from keras_autolr.runtime.optimizers import (
     DAdaptAdam,
     DoG,
@@ -66,6 +66,7 @@ from keras_autolr.runtime.optimizers import (
     Prodigy,
     ReferenceScheduleFreeAdamW,
     ScheduleFreeAdamW,
+    ScheduleFreeEval,
 )
 
 __version__ = "0.2.0"
@@ -93,8 +94,10 @@ __all__ = [
     "DoG",
     "ReferenceScheduleFreeAdamW",
     "EvalWeights",
+    "ScheduleFreeEval",
     "ScheduleFreeAdamW",
     "find_lr",
+    "LRFinder",
     "LRFinderResult",
     # the learning rate
     "get_learning_rate",

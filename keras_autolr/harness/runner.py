@@ -30,6 +30,7 @@ import numpy as np
 
 from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.optimizers import EvalWeights, ReferenceScheduleFreeAdamW
 from keras_autolr.harness import methods as methods_lib
 from keras_autolr.harness import metrics as metrics_lib
 from keras_autolr.harness import tasks as tasks_lib
@@ -152,8 +153,15 @@ def run_one(task, method, initial_lr, seed=0, *, size="small", epochs=None, opti
     h = {k: [_json_safe(float(x)) for x in v] for k, v in hist.history.items()}
     key = "val_" + task.metric
     curve = h.get(key, [])
-    test = model.evaluate(data.x_test, data.y_test, batch_size=task.eval_batch_size or batch, verbose=0,
-                          return_dict=True)
+    def evaluate():
+        return model.evaluate(data.x_test, data.y_test, batch_size=task.eval_batch_size or batch, verbose=0,
+                              return_dict=True)
+
+    if isinstance(lr_lib.base_optimizer(model.optimizer), ReferenceScheduleFreeAdamW):
+        with EvalWeights(model):  # schedule-free is scored at its evaluation point x
+            test = evaluate()
+    else:
+        test = evaluate()
     diverged = any(v is None for v in h.get("loss", []))
     return {
         "task": task.name, "method": method, "initial_lr": initial_lr, "seed": seed,

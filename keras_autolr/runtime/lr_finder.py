@@ -395,7 +395,8 @@ class LRFinder(keras.callbacks.Callback):
     optimizer that estimates its own step size gets that base multiplier. The
     result is kept in `self.result`. When there is no suggestion (the loss
     never fell) it warns and leaves the LR unchanged. The sweep's own steps
-    do not count in `optimizer.iterations`.
+    do not count in `optimizer.iterations`. It sweeps at every `fit` call,
+    a resumed one included (the LR it sets replaces a restored one).
 
     Args:
         x: sweep inputs (an array), or a `tf.data.Dataset` / iterable of

@@ -17,7 +17,8 @@ def test_leaderboard_smoke_command_writes_scores_table_and_plot(tmp_path):
 
     assert set(scores["scores"]) == set(leaderboard.entry_names())
     assert all(0.0 <= v <= 1.0 for v in scores["scores"].values())
-    assert max(scores["scores"].values()) == pytest.approx(1.0)
+    # Two workloads: each has a fastest method (ratio 1), so some method scores above 0.
+    assert max(scores["scores"].values()) > 0
     assert (out / "leaderboard.md").read_text().startswith("| rank |")
     assert (out / "profiles.png").stat().st_size > 0
 

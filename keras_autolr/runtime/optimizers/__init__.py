@@ -12,6 +12,6 @@ from keras_autolr.runtime.optimizers.dadapt import DAdaptAdam
 from keras_autolr.runtime.optimizers.dog import DoG
 from keras_autolr.runtime.optimizers.prodigy import Prodigy
 from keras_autolr.runtime.optimizers.schedule_free import ScheduleFreeAdamW
-from keras_autolr.runtime.optimizers.schedule_free_ref import EvalWeights, ReferenceScheduleFreeAdamW
+from keras_autolr.runtime.optimizers.schedule_free_ref import EvalWeights, ReferenceScheduleFreeAdamW, ScheduleFreeEval
 
-__all__ = ["Prodigy", "DAdaptAdam", "DoG", "ReferenceScheduleFreeAdamW", "EvalWeights", "ScheduleFreeAdamW"]
+__all__ = ["Prodigy", "DAdaptAdam", "DoG", "ReferenceScheduleFreeAdamW", "EvalWeights", "ScheduleFreeEval", "ScheduleFreeAdamW"]
