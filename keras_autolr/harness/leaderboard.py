@@ -51,6 +51,7 @@ __all__ = [
     "Entry",
     "WORKLOADS",
     "ENTRIES",
+    "register_workload",
     "workload_names",
     "entry_names",
     "lr_variants",
@@ -132,10 +133,44 @@ class Entry:
 WORKLOADS = {}
 
 
+def register_workload(workload):
+    """Adds a workload (a registered task at a budget) to the leaderboard.
+
+    Register the task first (`harness.tasks.register_task`), then the
+    workload; `keras-autolr leaderboard --workloads NAME` or `grid([NAME])`
+    then ranks every method on it. Its target goes in the targets file.
+
+    Args:
+        workload: a `Workload`.
+
+    Returns:
+        The workload.
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.harness import leaderboard, tasks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype("float32"); y = (x.sum(axis=1) > 0).astype("int32")
+    tasks.register_task("my_task", data=(x, y, x[:64], y[:64]), build=lambda: keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(2, activation="softmax")]), epochs=3, batch_size=32)
+    leaderboard.register_workload(leaderboard.Workload("my_task", task="my_task", epochs=3))
+    records = leaderboard.run_cells(leaderboard.grid(["my_task"], ["adam", "prodigy"], seeds=[0], bad_lrs=False),
+                                    "lb_mine", targets={"my_task": 0.6}, progress=False)
+    print(leaderboard.markdown_report(leaderboard.aggregate(records)))
+    ```
+    """
+    if not isinstance(workload, Workload):
+        raise TypeError(f"register_workload takes a Workload, got {type(workload).__name__}.")
+    WORKLOADS[workload.name] = workload
+    return workload
+
+
 def _workload(*args, **kwargs):
-    w = Workload(*args, **kwargs)
-    WORKLOADS[w.name] = w
-    return w
+    return register_workload(Workload(*args, **kwargs))
 
 
 _workload("digits_mlp_lb", task="digits_mlp_lb", epochs=30, kind="8x8 digits, MLP")
