@@ -26,10 +26,10 @@ Example:
 ```python
 from keras_autolr.harness import leaderboard
 
-cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "constant"], seeds=[0], smoke=True)
+cells = leaderboard.grid(["digits_mlp_lb"], ["adam", "dog"], seeds=[0], bad_lrs=False, smoke=True)
 records = leaderboard.run_cells(cells, "lb", targets={"digits_mlp_lb": 0.2}, progress=False)
 summary = leaderboard.aggregate(records)
-assert set(summary["scores"]) == {"adam", "constant"}
+assert set(summary["scores"]) == {"adam", "dog"}
 ```
 """
 

@@ -7,13 +7,17 @@ Options (via `make_setup("arc", ..., frequency=3, controller=path, verbose=1)`):
 Example:
 
 ```python
-setup = keras_autolr.harness.methods.make_setup("arc", initial_lr=1e-4, epochs=30,
-                                        steps_per_epoch=350, frequency=3)
+from keras_autolr.harness import methods
+
+setup = methods.make_setup("arc", initial_lr=1e-4, epochs=30, steps_per_epoch=350, frequency=3)
+assert type(setup.callbacks[-1]).__name__ == "ARC"
 ```
 """
 
 from keras_autolr.runtime.arc.callback import ARC
 from keras_autolr.harness.methods import Setup, make_optimizer, register
+
+__all__ = []  # registers the method; nothing to import from here
 
 
 @register("arc")
