@@ -24,10 +24,16 @@ garbage; the run record then says `diverged`.
 Example:
 
 ```python
-setup = keras_autolr.harness.methods.make_setup("cosine_restarts", initial_lr=1e-3,
-                                        epochs=30, steps_per_epoch=100)
+import keras
+import numpy as np
+from keras_autolr.harness import methods
+
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("int32")
+setup = methods.make_setup("cosine_restarts", initial_lr=1e-3, epochs=2, steps_per_epoch=4)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
 model.compile(optimizer=setup.optimizer, loss="sparse_categorical_crossentropy")
-model.fit(x, y, epochs=30, callbacks=setup.callbacks)
+model.fit(x, y, batch_size=16, epochs=2, callbacks=setup.callbacks, verbose=0)
 ```
 """
 
@@ -52,13 +58,32 @@ __all__ = [
 
 
 class UnknownMethodError(KeyError):
+    """A method or optimizer name that is not registered (the message lists the known ones)."""
+
     def __str__(self):
         return self.args[0]
 
 
 @dataclasses.dataclass
 class MethodContext:
-    """What a method needs to know about the run it is set up for."""
+    """What a method needs to know about the run it is set up for.
+
+    Args:
+        initial_lr: the initial learning rate.
+        epochs: the run's length in epochs.
+        steps_per_epoch: optimizer steps per epoch (schedules are sized by it).
+        optimizer: an optimizer name (`make_optimizer`).
+        options: the method's own options.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.methods import MethodContext
+
+    ctx = MethodContext(1e-3, epochs=10, steps_per_epoch=50)
+    assert ctx.optimizer == "adam" and ctx.options == {}
+    ```
+    """
 
     initial_lr: float
     epochs: int
@@ -77,6 +102,23 @@ class Setup:
     `fit` (an LR finder's sweep), filled in by the method as it runs:
     `{"seconds": ..., "steps": ...}`; the runner stores it in the record as
     `setup_cost` and the leaderboard counts it in the time to target.
+
+    Args:
+        optimizer: the optimizer to compile with.
+        callbacks: the callbacks to pass to `fit`.
+        wrap_model: `wrap_model(model) -> model`, or None.
+        train_data: see above, or None.
+        cost: see above.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.harness.methods import Setup
+
+    s = Setup(keras.optimizers.Adam(1e-3), [])
+    assert s.wrap_model is None and s.cost == {}
+    ```
     """
 
     optimizer: Any
@@ -99,8 +141,24 @@ def register_optimizer(name, factory):
     """Registers `factory(learning_rate) -> keras.optimizers.Optimizer` under `name`.
 
     Lets a reproduction compare methods on an optimizer the built-in names
-    do not cover (e.g. SGD with weight decay):
-    `register_optimizer("sgd_wd", lambda lr: keras.optimizers.SGD(lr, weight_decay=5e-4))`.
+    do not cover (e.g. SGD with weight decay).
+
+    Args:
+        name: the optimizer's name for `make_optimizer` and `--optimizer`.
+        factory: `factory(learning_rate) -> keras.optimizers.Optimizer`.
+
+    Returns:
+        `factory`.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.harness import methods
+
+    methods.register_optimizer("sgd_wd", lambda lr: keras.optimizers.SGD(lr, weight_decay=5e-4))
+    assert methods.make_optimizer("sgd_wd", 0.1).weight_decay == 5e-4
+    ```
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable, got {type(factory).__name__}.")
@@ -109,7 +167,25 @@ def register_optimizer(name, factory):
 
 
 def make_optimizer(name, learning_rate):
-    """Builds a Keras optimizer by name with a float LR or a schedule."""
+    """Builds a Keras optimizer by name with a float LR or a schedule.
+
+    Args:
+        name: "adam", "sgd", "sgd_momentum", "rmsprop", "adamw" or a name
+            added with `register_optimizer`.
+        learning_rate: a float or a `LearningRateSchedule`.
+
+    Raises:
+        UnknownMethodError: the name is not registered.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import methods
+
+    opt = methods.make_optimizer("sgd_momentum", 0.1)
+    assert opt.momentum == 0.9
+    ```
+    """
     if name not in _OPTIMIZERS:
         raise UnknownMethodError(
             f"Unknown optimizer {name!r}; choose one of {sorted(_OPTIMIZERS)}."
@@ -138,6 +214,23 @@ def register(name, factory=None):
     """Registers `factory(ctx: MethodContext) -> Setup` under `name`.
 
     Usable as a decorator: `@register("my_method")`.
+
+    Args:
+        name: the method's name in grids, the demo and the CLI.
+        factory: `factory(ctx) -> Setup`; omit it to use `register` as a decorator.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import methods
+
+    @methods.register("halved_constant")
+    def _halved(ctx):
+        return methods.Setup(methods.make_optimizer(ctx.optimizer, ctx.initial_lr / 2), [])
+
+    s = methods.make_setup("halved_constant", initial_lr=1e-2, epochs=1, steps_per_epoch=1)
+    assert abs(float(s.optimizer.learning_rate) - 5e-3) < 1e-9
+    ```
     """
 
     def deco(f):
@@ -156,7 +249,16 @@ def _load(name):
 
 
 def names():
-    """All method names: baselines, then keras_autolr's own."""
+    """All method names: baselines, then keras_autolr's own.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import methods
+
+    assert {"constant", "arc", "prodigy"} <= set(methods.names())
+    ```
+    """
     found = list(_REGISTRY)
     for key, module in _LAZY.items():
         if importlib.util.find_spec(module) is not None and key not in found:
@@ -165,7 +267,30 @@ def names():
 
 
 def make_setup(name, *, initial_lr, epochs, steps_per_epoch, optimizer="adam", **options):
-    """Builds the `Setup` of method `name` for one run."""
+    """Builds the `Setup` of method `name` for one run.
+
+    Every setup includes `keras.callbacks.TerminateOnNaN`.
+
+    Args:
+        name: a method name (`names()`).
+        initial_lr: the initial learning rate (positive).
+        epochs: the run's length in epochs.
+        steps_per_epoch: optimizer steps per epoch.
+        optimizer: an optimizer name.
+        **options: the method's own options.
+
+    Raises:
+        UnknownMethodError: the name is not registered.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import methods
+
+    s = methods.make_setup("cosine_restarts", initial_lr=1e-3, epochs=7, steps_per_epoch=10)
+    assert any(type(c).__name__ == "TerminateOnNaN" for c in s.callbacks)
+    ```
+    """
     _load(name)
     if name not in _REGISTRY:
         raise UnknownMethodError(
