@@ -40,8 +40,10 @@ import pathlib
 import time
 
 import keras
+import numpy as np
 
 from keras_autolr.harness import methods as methods_lib
+from keras_autolr.harness import metrics as metrics_lib
 from keras_autolr.harness import profiles
 from keras_autolr.harness import runner
 from keras_autolr.runtime import io as io_lib
@@ -253,8 +255,8 @@ def entry_names(available_only=True):
     ```
     """
     known = set(methods_lib.names())
-    return [n for n, e in ENTRIES.items() if not available_only or e.method.split(":")[0] in known
-            or e.method in known]
+    # "mcv:method3" is a variant of the registered "mcv".
+    return [n for n, e in ENTRIES.items() if not available_only or e.method.split(":")[0] in known]
 
 
 def lr_variants(entry):
@@ -431,8 +433,8 @@ def _fields(record, clock, workload_name, entry_name, target):
     seconds = [s + float(cost.get("seconds", 0.0)) for s in clock.seconds]
     n = min(len(curve), len(steps), len(seconds))
     values = [v if v is not None else math.nan for v in curve[:n]]
-    finite = [v for v in values if math.isfinite(v)]
-    best = (max(finite) if mode == "max" else min(finite)) if finite else None
+    best = metrics_lib.best_score(values, mode) if values else math.nan
+    best = None if math.isnan(best) else best
     reached = {}
     if target is not None:
         reached["steps"] = profiles.time_to_target(values, steps[:n], target, mode)
@@ -598,8 +600,6 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         raise ValueError("No leaderboard records to aggregate.")
     seconds = profiles.method_times(records, "seconds_to_target")
     steps = profiles.method_times(records, "steps_to_target")
-    import numpy as np
-
     taus = [float(t) for t in np.linspace(1.0, max_tau, 61)]
     rho = profiles.performance_profile(seconds, taus)
     per = {}

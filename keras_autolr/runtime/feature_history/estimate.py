@@ -8,25 +8,8 @@ momentum 0.9, weight decay 5e-4, LR 0.05 decaying linearly to 0, batch 1024,
 5 epochs. The core is plain numpy (a 10-class linear model on a few thousand
 rows takes milliseconds), so it runs the same under every Keras backend.
 
-Example:
-
-```python
-import keras
-import numpy as np
-from keras_autolr.runtime.feature_history import FeatureHistory
-
-rng = np.random.default_rng(0)
-x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
-model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                          keras.layers.Dense(3, activation="softmax")])
-model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
-model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
-from keras_autolr.runtime.feature_history import estimate_file
-
-result = estimate_file("run.h5", k=10, warn=False)
-print(result.accuracy, result.partial, result.epochs)  # partial: 3 epochs < k
-```
+Examples: `estimate_file` and `estimate_from_epochs` below; `ProxyAccuracy`
+(`proxy.py`) runs the estimate during `fit`.
 """
 
 import contextlib

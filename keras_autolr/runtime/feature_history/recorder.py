@@ -6,24 +6,7 @@ training set, and stores both, their labels and the classifier's kernel and
 bias in a crash-safe HDF5 history (see `store.py`). The proxy estimate
 (`estimate.py`, `ProxyAccuracy`) reads it back.
 
-Example:
-
-```python
-import keras
-import numpy as np
-from keras_autolr.runtime.feature_history import FeatureHistory
-
-rng = np.random.default_rng(0)
-x, y = rng.normal(size=(96, 4)).astype("float32"), rng.integers(0, 3, 96)
-model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
-                          keras.layers.Dense(3, activation="softmax")])
-model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-recorder = FeatureHistory("run.h5", (x[:64], y[:64]), (x[64:], y[64:]))
-model.fit(x[:64], y[:64], epochs=3, verbose=0, callbacks=[recorder])
-from keras_autolr.runtime.feature_history import estimate_file
-
-print(estimate_file("run.h5", k=3).accuracy)
-```
+Example: `FeatureHistory` below.
 """
 
 import collections
