@@ -8,7 +8,14 @@ shards wrote into one folder. `--backend ray` runs cells as Ray tasks.
 
 Targets come from `--targets` (a JSON file `{"targets": {workload: value}}`;
 default `<out>/targets.json`); `--smoke` runs at the seconds-long CI size with
-targets at the smoke size's reach.
+targets at the smoke size's reach. `--calibrate` runs the calibration grid
+instead (`harness.calibration`: tuned AdamW + warmup-cosine, 7 LRs x 3 seeds)
+into `<out>/calibration/` and, once it is complete, writes the targets file
+with the command that produced it. Records keep their curves, so they are
+scored against the current targets whenever the reports are written.
+Before running, the expected time of the grid is printed, estimated from the
+runs already measured in `--out`. `--threads N` caps the threads of each run
+(`--threads 1` with `--shard i/2` in two processes uses one core each).
 
 Example:
 
@@ -56,6 +63,9 @@ def _fill(parser):
     parser.add_argument("--merge", action="store_true", help="only aggregate the records in --out")
     parser.add_argument("--backend", choices=["local", "ray"], default="local")
     parser.add_argument("--targets", default=None, help="targets JSON (default: <out>/targets.json)")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="run the target calibration (tuned AdamW + warmup-cosine) and write the targets file")
+    parser.add_argument("--threads", type=int, default=None, help="threads per run (default: the backend's)")
     parser.add_argument("--out", default="reproductions/results/leaderboard")
     parser.set_defaults(func=run)
     return parser
@@ -135,6 +145,10 @@ def run(args):
     from keras_autolr.runtime import io as io_lib
 
     out = pathlib.Path(args.out)
+    if args.threads:
+        _limit_threads(args.threads)
+    if args.calibrate:
+        return _calibrate(args, out)
     if not args.merge:
         workloads = args.workloads or (SMOKE_WORKLOADS if args.smoke else None)
         seeds = args.seeds or (1 if args.smoke else 3)
@@ -143,9 +157,11 @@ def run(args):
         if args.shard:
             cells = leaderboard.shard(cells, *args.shard)
         print(f"{len(cells)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
+        _print_estimate(leaderboard, cells, out)
         leaderboard.run_cells(cells, out, _targets(args.targets or out / "targets.json", args.smoke),
                               backend=args.backend, progress=True)
-    records = leaderboard.load_records(out)
+    targets = _targets(args.targets or out / "targets.json", args.smoke)
+    records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in leaderboard.load_records(out)]
     if not records:
         print(f"No leaderboard records in {out / 'runs'}.")
         return None
@@ -158,6 +174,70 @@ def run(args):
     print(text)
     _plot_profiles(summary, out / "profiles.png", reports)
     return summary
+
+
+def _limit_threads(n):
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+
+
+def _print_estimate(leaderboard, cells, out):
+    """The expected time of `cells`, from the runs (and calibration runs) measured in `out`."""
+    pending = [c for c in cells if not (out / "runs" / f"{c.key}.json").exists()]
+    measured = leaderboard.load_records(out) + leaderboard.load_records(out / "calibration")
+    if not pending or not measured:
+        if pending:
+            print("No measured runs yet: no time estimate (calibrate first).")
+        return
+    seconds, missing = leaderboard.estimate_seconds(pending, measured)
+    note = f"; no measured run of {', '.join(missing)} (costed at the median run)" if missing else ""
+    print(f"{len(pending)} runs to go, estimated {seconds / 3600:.1f} h of one process{note}.")
+
+
+def _calibrate(args, out):
+    """Runs the calibration cells; writes the targets file once every workload is complete."""
+    import shlex
+    import sys
+
+    from keras_autolr.harness import calibration, leaderboard
+    from keras_autolr.runtime import io as io_lib
+
+    folder = out / "calibration"
+    seeds = range(args.seeds or (1 if args.smoke else 3))
+    cells = calibration.cells(args.workloads or (SMOKE_WORKLOADS if args.smoke else None),
+                              seeds=seeds, smoke=args.smoke)
+    if not args.merge:
+        run_cells = leaderboard.shard(cells, *args.shard) if args.shard else cells
+        print(f"{len(run_cells)} calibration runs into {folder}")
+        _print_estimate(leaderboard, run_cells, folder)
+        leaderboard.run_cells(run_cells, folder, {}, backend=args.backend, progress=True)
+    have = {(r["workload"], r["method"], r["seed"]) for r in leaderboard.load_records(folder)}
+    missing = [c.key for c in cells if (c.workload.name, c.entry.name, c.seed) not in have]
+    if missing:
+        print(f"Calibration incomplete: {len(missing)} of {len(cells)} runs missing (e.g. {missing[0]}); "
+              "no targets written. Rerun the same command (or merge the shards) to finish.")
+        return None
+    wanted = {c.workload.name for c in cells}
+    calibrated = {w: v for w, v in calibration.targets_from_records(leaderboard.load_records(folder)).items()
+                  if w in wanted}
+    command = "keras-autolr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["leaderboard"] \
+        else "keras-autolr leaderboard --calibrate"
+    path = pathlib.Path(args.targets or out / "targets.json")
+    previous = json.loads(path.read_text()) if path.exists() else None
+    io_lib.atomic_write_json(path, calibration.targets_document(calibrated, command, previous=previous))
+    print(f"Targets written to {path}:")
+    for w, c in sorted(calibrated.items()):
+        edge = "; at the grid's edge" if c["at_edge"] else ""
+        print(f"  {w}: {c['target']:.4g} ({c['mode']}, tuned peak LR {c['lr']:g}, {c['seeds']} seeds{edge})")
+    return calibrated
 
 
 def _plot_profiles(summary, path, reports):

@@ -870,6 +870,9 @@ def _arrays_loader(arrays, num_classes, smoke_n=None):
     """A loader over a zero-argument `(x, y, xv, yv)` function; smoke keeps `smoke_n` rows."""
     def load(size, seed):
         x, y, xv, yv = arrays()
+        if len(xv) == 0 or len(x) == 0:
+            raise ValueError(f"{arrays.__name__} gave an empty training or validation split; "
+                             "a leaderboard workload needs both.")
         if size == "smoke" and smoke_n:
             x, y, xv, yv = x[:smoke_n], y[:smoke_n], xv[: smoke_n // 2], yv[: smoke_n // 2]
         return TaskData(x, y, xv, yv, xv, yv, num_classes)
@@ -879,8 +882,9 @@ def _arrays_loader(arrays, num_classes, smoke_n=None):
 
 def _autoencoder_arrays():
     s = datasets.load("digits")
-    x = np.concatenate([s.x_train, s.x_val]).reshape(-1, 64).astype("float32")
-    return x[:1500], x[:1500], x[1500:], x[1500:]
+    x = s.x_train.reshape(-1, 64).astype("float32")
+    xv = np.concatenate([s.x_val, s.x_test]).reshape(-1, 64).astype("float32")
+    return x, x, xv, xv
 
 
 def _pixel_accuracy():
@@ -892,7 +896,7 @@ _LB = dict(suite="eval")
 register(Task(
     name="digits_mlp_lb", load=_arrays_loader(_zoo_digits, 10, 256),
     build=lambda size, k, seed: models.zoo_model("digits_mlp", seed), loss=_LOGITS_CE,
-    batch_size=32, epochs=_sizes(2, 30, 60), description="leaderboard: 8x8 digits, MLP", **_LB,
+    batch_size=32, epochs=_sizes(2, 60, 120), description="leaderboard: 8x8 digits, MLP", **_LB,
 ))
 
 register(Task(
@@ -951,24 +955,24 @@ register(Task(
 register(Task(
     name="diabetes_mlp_lb", load=_arrays_loader(_zoo_diabetes, None, 200),
     build=lambda size, k, seed: models.zoo_model("diabetes_mlp", seed), loss="mse", metric="loss", mode="min",
-    batch_size=32, epochs=_sizes(2, 60, 200), description="leaderboard: tabular regression, MLP (MSE)", **_LB,
+    batch_size=32, epochs=_sizes(2, 100, 200), description="leaderboard: tabular regression, MLP (MSE)", **_LB,
 ))
 
 register(Task(
     name="sine_cnn_lb", load=_arrays_loader(_zoo_noisy_sines, None, 256),
     build=lambda size, k, seed: models.zoo_model("sine_conv", seed), loss="mse", metric="loss", mode="min",
-    batch_size=64, epochs=_sizes(2, 20, 60), description="leaderboard: 1-D signal regression, CNN (MSE)", **_LB,
+    batch_size=64, epochs=_sizes(2, 50, 100), description="leaderboard: 1-D signal regression, CNN (MSE)", **_LB,
 ))
 
 register(Task(
     name="blobs_segmentation_lb", load=_arrays_loader(_zoo_blobs, None, 256),
     build=lambda size, k, seed: models.zoo_model("segmenter", seed), loss="binary_crossentropy_logits",
-    metric="pixel_accuracy", metrics_factory=_pixel_accuracy, batch_size=64, epochs=_sizes(2, 15, 40),
+    metric="pixel_accuracy", metrics_factory=_pixel_accuracy, batch_size=64, epochs=_sizes(2, 30, 60),
     description="leaderboard: segmentation, fully convolutional (pixel accuracy)", **_LB,
 ))
 
 register(Task(
     name="digits_autoencoder_lb", load=_arrays_loader(_autoencoder_arrays, None, 256),
     build=lambda size, k, seed: models.dense_autoencoder(64, code=8), loss="mse", metric="loss", mode="min",
-    batch_size=64, epochs=_sizes(2, 40, 100), description="leaderboard: 8x8 digits, dense autoencoder (MSE)", **_LB,
+    batch_size=64, epochs=_sizes(2, 60, 120), description="leaderboard: 8x8 digits, dense autoencoder (MSE)", **_LB,
 ))

@@ -1,0 +1,183 @@
+"""Leaderboard targets: what a tuned AdamW + warmup-cosine reaches, frozen once.
+
+AlgoPerf sets each workload's target from tuned baselines; so does this
+module. For every workload, AdamW with the AlgoPerf baseline hyperparameters
+and linear warmup + cosine decay (`harness.methods`'s `adamw_warmup_cosine`)
+runs at every peak LR of a 7-point grid (`CALIBRATION_LRS`, half-decade
+steps from 1e-4 to 1e-1) with 3 seeds, at the workload's own size and budget.
+The best validation value of each run is taken; the LR whose median over
+seeds is best is the tuned LR, and that median is the target. The targets
+file holds `{"targets": {workload: value}}` plus the tuned LRs, the per-LR
+medians and the command that produced them.
+
+Calibration cells are leaderboard cells (`harness.leaderboard.Cell`) of one
+entry per LR, so they run resumably through `run_cells` (locally, sharded
+or on Ray) into `<out>/calibration/`.
+
+Example:
+
+```python
+from keras_autolr.harness import calibration, leaderboard
+
+cells = calibration.cells(["digits_mlp_lb"], lrs=[1e-3, 1e-2], seeds=[0], smoke=True)
+records = leaderboard.run_cells(cells, "calib", targets={}, progress=False)
+result = calibration.targets_from_records(records)
+assert result["digits_mlp_lb"]["lr"] in (1e-3, 1e-2) and result["digits_mlp_lb"]["seeds"] == 1
+```
+"""
+
+import math
+import statistics
+
+__all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "entry", "cells", "targets_from_records",
+           "targets_document"]
+
+# Half-decade steps around AlgoPerf's NAdamW peak LR (1.75e-3).
+CALIBRATION_LRS = tuple(float(f"{10 ** (e / 2):.3g}") for e in range(-8, -1))
+CALIBRATION_METHOD = "adamw_warmup_cosine"
+
+
+def entry(lr):
+    """The leaderboard entry of one calibration LR.
+
+    Args:
+        lr: the peak LR.
+
+    Returns:
+        A `leaderboard.Entry` named `calibration@lr=<lr>`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    assert calibration.entry(1e-3).name == "calibration@lr=0.001"
+    ```
+    """
+    from keras_autolr.harness.leaderboard import Entry
+
+    return Entry(f"calibration@lr={lr:g}", CALIBRATION_METHOD, float(lr), takes_lr=False)
+
+
+def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False):
+    """Every calibration run: each workload x each LR x each seed.
+
+    Args:
+        workloads: workload names (default: all leaderboard workloads).
+        lrs: the LR grid.
+        seeds: seeds.
+        smoke: the CI size.
+
+    Returns:
+        A list of `leaderboard.Cell`s, workload-major.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    assert len(calibration.cells(["digits_mlp_lb"])) == 7 * 3
+    ```
+    """
+    from keras_autolr.harness import leaderboard
+
+    names = list(workloads or leaderboard.workload_names())
+    for name in names:
+        if name not in leaderboard.WORKLOADS:
+            raise KeyError(f"Unknown workload {name!r}; choose from {leaderboard.workload_names()}.")
+    return [leaderboard.Cell(leaderboard.WORKLOADS[w], entry(lr), int(s), smoke)
+            for w in names for lr in lrs for s in seeds]
+
+
+def targets_from_records(records):
+    """The tuned LR and target of every workload in calibration records.
+
+    A diverged run or one without a finite best value counts as the worst
+    value, so an LR at which any seed diverges is never chosen over one at
+    which none does (the median is taken over all seeds).
+
+    Args:
+        records: leaderboard records of calibration cells (`run_cells`).
+
+    Returns:
+        `{workload: {"target", "lr", "mode", "seeds", "at_edge", "per_lr": {lr: median best}}}`;
+        `at_edge` says the tuned LR is the grid's smallest or largest (the
+        grid may not bracket the optimum).
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    recs = [{"workload": "w", "method": f"calibration@lr={lr:g}", "seed": s, "mode": "max",
+             "best_metric": b + s / 100, "diverged": False}
+            for lr, b in ((1e-3, 0.8), (1e-2, 0.9)) for s in range(3)]
+    out = calibration.targets_from_records(recs)["w"]
+    assert out["lr"] == 1e-2 and abs(out["target"] - 0.91) < 1e-9
+    ```
+    """
+    by = {}
+    for r in records:
+        if not str(r.get("method", "")).startswith("calibration@lr="):
+            continue
+        lr = float(r["method"].split("=", 1)[1])
+        mode = r.get("mode", "max")
+        worst = -math.inf if mode == "max" else math.inf
+        b = r.get("best_metric")
+        value = b if (b is not None and math.isfinite(b) and not r.get("diverged")) else worst
+        w = by.setdefault(r["workload"], {"mode": mode, "lrs": {}})
+        w["lrs"].setdefault(lr, []).append(value)
+    out = {}
+    for w, d in by.items():
+        sign = 1.0 if d["mode"] == "max" else -1.0
+        medians = {lr: statistics.median(v) for lr, v in sorted(d["lrs"].items())}
+        lr = max(medians, key=lambda k: sign * medians[k])
+        if not math.isfinite(medians[lr]):
+            raise ValueError(f"Every calibration LR diverged on {w!r}: it has no target; "
+                             "check the workload (data, model, budget).")
+        out[w] = {"target": float(medians[lr]), "lr": lr, "mode": d["mode"],
+                  "seeds": len(d["lrs"][lr]), "at_edge": lr in (min(medians), max(medians)),
+                  "per_lr": {f"{k:g}": (v if math.isfinite(v) else None) for k, v in medians.items()}}
+    return out
+
+
+def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None):
+    """The targets file's content: targets plus how they were obtained.
+
+    Args:
+        calibrated: from `targets_from_records`.
+        command: the command line that ran the calibration.
+        lrs: the LR grid it used.
+        previous: an earlier targets document whose other workloads are kept
+            (calibrating some workloads leaves the rest as they were).
+
+    Returns:
+        A JSON-ready dict with `targets` (what `keras-autolr leaderboard`
+        reads), `tuned_lr`, `per_lr`, `protocol` and `command`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    doc = calibration.targets_document({"w": {"target": 0.9, "lr": 1e-3, "mode": "max", "seeds": 3,
+                                              "per_lr": {"0.001": 0.9}}}, "keras-autolr leaderboard --calibrate")
+    assert doc["targets"] == {"w": 0.9} and doc["tuned_lr"] == {"w": 1e-3}
+    ```
+    """
+    fields = {"targets": "target", "tuned_lr": "lr", "mode": "mode", "seeds": "seeds", "per_lr": "per_lr"}
+    doc = {}
+    for field, key in fields.items():
+        merged = dict((previous or {}).get(field, {}))
+        merged.update({w: c[key] for w, c in calibrated.items()})
+        doc[field] = dict(sorted(merged.items()))
+    commands = [c for c in (previous or {}).get("commands", []) if c != command] + [command]
+    return {
+        **doc,
+        "protocol": (f"{CALIBRATION_METHOD} (AlgoPerf NAdamW-baseline hyperparameters, warmup 2% then cosine "
+                     f"to 0) at peak LRs {list(lrs)}, each workload at its leaderboard size and budget; "
+                     "target = median over seeds of the best validation value, at the LR whose median "
+                     "is best."),
+        "commands": commands,
+    }
+
