@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The committed leaderboard run, exactly as it was started (resumable: rerun
+# to continue; finished runs are skipped). Two processes of one thread each on
+# the 2-core CPU: calibration first, then the full grid (13 workloads x every
+# entry with its bad-LR variants x 3 seeds).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow
+OUT=reproductions/results/leaderboard
+mkdir -p "$OUT/logs"
+for i in 0 1; do
+  (keras-autolr leaderboard --calibrate --shard $i/2 --threads 1 --out "$OUT" \
+     && keras-autolr leaderboard --shard $i/2 --threads 1 --out "$OUT") > "$OUT/logs/shard$i.log" 2>&1 &
+done
+wait
+keras-autolr leaderboard --calibrate --merge --out "$OUT" > "$OUT/logs/calibrate_merge.log" 2>&1
+keras-autolr leaderboard --merge --out "$OUT" > "$OUT/logs/merge.log" 2>&1
