@@ -498,9 +498,10 @@ def estimate_seconds(cells, measured):
     """The expected seconds of running `cells`, from runs already measured.
 
     Each cell costs the median wall seconds of the measured runs of its
-    workload and entry; an entry not yet measured on the workload costs the
-    workload's median over every measured run times the entry's median ratio
-    to that on the other workloads (1 when it was never measured).
+    workload and entry. Otherwise it costs the workload's base (the median of
+    its calibration runs, else of all its runs; a workload never measured
+    gets the median base) times the entry's median ratio to the base on the
+    workloads where it was measured (1 when it never was).
 
     Args:
         cells: the cells to estimate.
@@ -527,11 +528,15 @@ def estimate_seconds(cells, measured):
             walls.setdefault((r["workload"], r["method"]), []).append(float(r["wall_s"]))
     if not walls:
         raise ValueError("estimate_seconds needs at least one measured run (calibrate first).")
-    per_w = {}
-    for (w, _), v in walls.items():
+    # A workload's base cost: its calibration runs (one method on every
+    # workload) where measured, else all its runs.
+    per_w, calib = {}, {}
+    for (w, m), v in walls.items():
         per_w.setdefault(w, []).extend(v)
-    base = {w: float(np.median(v)) for w, v in per_w.items()}
-    overall = float(np.median([x for v in per_w.values() for x in v]))
+        if m.startswith("calibration@"):
+            calib.setdefault(w, []).extend(v)
+    base = {w: float(np.median(calib.get(w, v))) for w, v in per_w.items()}
+    overall = float(np.median(list(base.values())))
     ratios = {}
     for (w, m), v in walls.items():
         ratios.setdefault(m, []).append(float(np.median(v)) / base[w])

@@ -29,3 +29,24 @@ def test_shard_argument_is_validated():
     assert build_parser().parse_args(["--shard", "2/3"]).shard == (2, 3)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--shard", "3/3"])
+
+
+@pytest.mark.slow
+def test_calibrate_writes_targets_only_when_every_shard_is_done(tmp_path, capsys):
+    """`--calibrate --shard`: the first shard leaves no targets, the last one writes them."""
+    from keras_autolr.cli.leaderboard import build_parser, run
+    from keras_autolr.harness import calibration
+
+    common = ["--calibrate", "--smoke", "--workloads", "digits_mlp_lb", "--seeds", "1", "--out", str(tmp_path)]
+    assert run(build_parser().parse_args(common + ["--shard", "0/2"])) is None
+    assert "Calibration incomplete" in capsys.readouterr().out
+    assert not (tmp_path / "targets.json").exists()
+    calibrated = run(build_parser().parse_args(common + ["--shard", "1/2"]))
+    doc = json.loads((tmp_path / "targets.json").read_text())
+    assert doc["targets"] == {"digits_mlp_lb": calibrated["digits_mlp_lb"]["target"]}
+    assert doc["tuned_lr"]["digits_mlp_lb"] in calibration.CALIBRATION_LRS
+    assert len(doc["per_lr"]["digits_mlp_lb"]) == 7 and doc["commands"]
+    # The leaderboard reads them back (its runs are rescored against them).
+    from keras_autolr.cli.leaderboard import _targets
+
+    assert _targets(tmp_path / "targets.json", smoke=False) == doc["targets"]
