@@ -29,7 +29,7 @@ assert result["digits_mlp_lb"]["lr"] in (1e-3, 1e-2) and result["digits_mlp_lb"]
 import math
 import statistics
 
-__all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "entry", "cells", "targets_from_records",
+__all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "entry", "cells", "calibrate", "targets_from_records",
            "targets_document"]
 
 # Half-decade steps around AlgoPerf's NAdamW peak LR (1.75e-3).
@@ -87,6 +87,43 @@ def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False):
             raise KeyError(f"Unknown workload {name!r}; choose from {leaderboard.workload_names()}.")
     return [leaderboard.Cell(leaderboard.WORKLOADS[w], entry(lr), int(s), smoke)
             for w in names for lr in lrs for s in seeds]
+
+
+def calibrate(workloads, out_dir, *, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), backend="local", progress=True,
+              smoke=False):
+    """Runs the calibration of `workloads` (resumably) and returns their targets.
+
+    The runs go to `out_dir/calibration/runs/`; a rerun skips finished ones.
+
+    Args:
+        workloads: workload names (registered with `leaderboard.register_workload`).
+        out_dir: the leaderboard's results folder.
+        lrs: the LR grid.
+        seeds: seeds.
+        backend: "local" or "ray" (`leaderboard.run_cells`).
+        progress: show a progress bar.
+        smoke: the CI size.
+
+    Returns:
+        `{workload: target}`, ready for `leaderboard.run_cells(..., targets=...)`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    targets = calibration.calibrate(["digits_mlp_lb"], "lb", lrs=[1e-3, 1e-2], seeds=[0], progress=False,
+                                    smoke=True)
+    assert set(targets) == {"digits_mlp_lb"}
+    ```
+    """
+    import pathlib
+
+    from keras_autolr.harness import leaderboard
+
+    records = leaderboard.run_cells(cells(workloads, lrs, seeds, smoke), pathlib.Path(out_dir) / "calibration",
+                                    {}, backend=backend, progress=progress)
+    return {w: c["target"] for w, c in targets_from_records(records).items()}
 
 
 def targets_from_records(records):

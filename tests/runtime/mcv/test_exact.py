@@ -1,7 +1,7 @@
 """Bit-exact snapshot-and-restore: trial updates leave no trace.
 
-Backend-neutral: run as is (TensorFlow) and with KERAS_BACKEND=jax
-(`test_jax.py` does that in a subprocess).
+Backend-neutral: tests/run.sh runs these on TensorFlow and again with
+KERAS_BACKEND=jax (marker `jax`).
 """
 
 import keras
@@ -10,6 +10,8 @@ import pytest
 
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime.mcv import MCVModel
+
+pytestmark = pytest.mark.jax
 
 
 def _mlp():

@@ -12,6 +12,9 @@ from keras_autolr.harness import methods
 from keras_autolr.runtime.mcv import (CandidateError, Discard, MCVError, MCVModel, MCVScheduler,
                                      MCVStopping, Method2, Method3, THESIS_LR_LIST, Voting)
 
+# Backend-neutral: tests/run.sh runs these again with KERAS_BACKEND=jax.
+pytestmark = pytest.mark.jax
+
 FACTORS = (2.0, 1.0, 0.5)
 
 
