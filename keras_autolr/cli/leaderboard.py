@@ -173,6 +173,8 @@ def run(args):
     io_lib.atomic_write_text(out / "leaderboard.md", text + "\n")
     print(text)
     _plot_profiles(summary, out / "profiles.png", reports)
+    _plot_time_to_target(summary, out / "time_to_target.png", reports)
+    _plot_lr_curves(records, out / "lr_curves.png", reports)
     return summary
 
 
@@ -238,6 +240,57 @@ def _calibrate(args, out):
         edge = "; at the grid's edge" if c["at_edge"] else ""
         print(f"  {w}: {c['target']:.4g} ({c['mode']}, tuned peak LR {c['lr']:g}, {c['seeds']} seeds{edge})")
     return calibrated
+
+
+def _plot_time_to_target(summary, path, reports):
+    """One panel per workload: each method's median seconds to target (missing bar: not reached)."""
+    plt = reports.pyplot()
+    if plt is None or not summary["workloads"]:
+        return
+    names = sorted(summary["workloads"])
+    methods = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
+    cols = 3
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 0.12 * len(methods) * rows + 1.5 * rows),
+                             squeeze=False)
+    for ax, w in zip(axes.flat, names):
+        times = [summary["workloads"][w].get(m, {}).get("seconds_to_target") for m in methods]
+        ax.barh(range(len(methods)), [t or 0.0 for t in times], color="tab:blue")
+        ax.set_yticks(range(len(methods)), methods, fontsize=5)
+        ax.invert_yaxis()
+        ax.set_title(w, fontsize=8)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.set_xlabel("seconds to target", fontsize=6)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=120)
+    plt.close(fig)
+
+
+def _plot_lr_curves(records, path, reports):
+    """The LR of every epoch, seed 0, one panel per workload (log scale)."""
+    plt = reports.pyplot()
+    runs = [r for r in records if r.get("seed") == 0 and r.get("curve") and r["curve"].get("lr")]
+    if plt is None or not runs:
+        return
+    names = sorted({r["workload"] for r in runs})
+    cols = 3
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, w in zip(axes.flat, names):
+        for r in (r for r in runs if r["workload"] == w and "@" not in r["method"]):
+            lrs = [v if v and v > 0 else None for v in r["curve"]["lr"]]
+            ax.plot(range(1, len(lrs) + 1), lrs, label=r["method"], lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(w, fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes.flat[0].legend(fontsize=4, ncol=2)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=120)
+    plt.close(fig)
 
 
 def _plot_profiles(summary, path, reports):

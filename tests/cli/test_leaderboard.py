@@ -20,7 +20,8 @@ def test_leaderboard_smoke_command_writes_scores_table_and_plot(tmp_path):
     # Two workloads: each has a fastest method (ratio 1), so some method scores above 0.
     assert max(scores["scores"].values()) > 0
     assert (out / "leaderboard.md").read_text().startswith("| rank |")
-    assert (out / "profiles.png").stat().st_size > 0
+    for plot in ("profiles.png", "time_to_target.png", "lr_curves.png"):
+        assert (out / plot).stat().st_size > 0, plot
 
 
 def test_shard_argument_is_validated():
