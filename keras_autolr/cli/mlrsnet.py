@@ -1,8 +1,10 @@
-"""`keras-autolr mlrsnet ...`: meta-train an MLR-SNet from the command line.
+"""`keras-autolr mlrsnet ...`: meta-train an MLR-SNet, or convert the authors' nets.
 
 Purpose: rebuild the shipped nets with one command (the exact commands are in
-`saved_controllers/mlrsnet.md`). Runs are resumable: rerunning the same
-command with the same `--checkpoint-dir` continues from the last epoch.
+`saved_controllers/mlrsnet.md`). Meta-training runs are resumable: rerunning
+the same command with the same `--checkpoint-dir` continues from the last
+epoch. `import-official` converts one of the authors' PyTorch files
+(`mlr_snet 1.pth`, ...) to a Keras `.keras` net without PyTorch.
 
 Example:
 
@@ -10,6 +12,7 @@ Example:
 keras-autolr mlrsnet meta-train --task image --data cifar10 --n-train 10000 \\
     --epochs 30 --t-val 20 --checkpoint-dir runs/mlrsnet_image \\
     --out saved_controllers/mlrsnet_image.keras
+keras-autolr mlrsnet import-official "mlr_snet 1.pth" saved_controllers/mlrsnet_official_1.keras
 ```
 """
 
@@ -22,9 +25,11 @@ __all__ = ["add_parser", "main"]
 def add_parser(subparsers):
     """Adds the `mlrsnet` command group to the `keras-autolr` CLI.
 
-    Its one command, `meta-train`, builds a recipe
+    `meta-train` builds a recipe
     (`keras_autolr.harness.recipes.meta_training`), runs
-    `keras_autolr.pipelines.mlrsnet.meta_train.meta_train` and saves the net.
+    `keras_autolr.pipelines.mlrsnet.meta_train.meta_train` and saves the net;
+    `import-official SRC DST [--cell meta_test|meta_train]` converts an
+    official `.pth` file (`keras_autolr.runtime.mlrsnet.load_official`).
 
     Args:
         subparsers: what `ArgumentParser.add_subparsers()` returned.
@@ -61,6 +66,12 @@ def add_parser(subparsers):
     m.add_argument("--checkpoint-dir", default=None, help="checkpoints + resume snapshot")
     m.add_argument("--out", required=True, help="where to save the final net (.keras)")
     m.set_defaults(func=_meta_train_cmd)
+    o = sub.add_parser("import-official", help="convert one of the authors' .pth nets to a .keras net")
+    o.add_argument("src", help="an official file, e.g. 'mlr_snet 1.pth' (github.com/xjtushujun/MLR-SNet, meta-test/)")
+    o.add_argument("dst", help="where to save the Keras net (.keras)")
+    o.add_argument("--cell", choices=("meta_test", "meta_train"), default="meta_test",
+                   help="LSTM cell that runs the weights (default meta_test: the official meta-test's)")
+    o.set_defaults(func=_import_official_cmd)
     return p
 
 
@@ -82,6 +93,22 @@ def _meta_train_cmd(args):
     out.parent.mkdir(parents=True, exist_ok=True)
     net.save(out)
     print(f"saved {out}")
+    return 0
+
+
+def _import_official_cmd(args):
+    # Errors are ValueErrors (MLRSNetFileError is one): `keras-autolr` prints them and exits with 2.
+    from keras_autolr.runtime.mlrsnet import load_official
+
+    dst = pathlib.Path(args.dst)
+    if dst.suffix != ".keras":
+        raise ValueError(f"{dst} must end in .keras (the net is saved as a Keras v3 archive).")
+    net = load_official(args.src, cell=args.cell)
+    net.meta = dict(net.meta, command=f"keras-autolr mlrsnet import-official {pathlib.Path(args.src).name} "
+                                      f"{dst.name} --cell {args.cell}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    net.save(dst)
+    print(f"saved {dst} (cell {args.cell})")
     return 0
 
 

@@ -219,6 +219,8 @@ _entry("lr_finder+cosine", "lr_finder+cosine", 1e-3, optimizer="adam", takes_lr=
 _entry("hypergradient", "hypergradient", 1e-3, optimizer="adam")
 _entry("arc", "arc", 1e-3, optimizer="adam")
 _entry("mlrsnet", "mlrsnet", 0.1, optimizer="sgd", takes_lr=False)
+# The authors' nets (1 -> 100 -> 200) under the official meta-test protocol.
+_entry("mlrsnet_official", "mlrsnet_official", 0.1, optimizer="sgd_official", takes_lr=False)
 _entry("mcv_method3", "mcv:method3", 1e-3, optimizer="adam", options={"pairing": "paired"})
 _entry("mcv_method2", "mcv:method2", 1e-3, optimizer="adam", options={"pairing": "paired", "alpha": 0.3})
 

@@ -134,6 +134,9 @@ _OPTIMIZERS = {
     "sgd_momentum": lambda lr: keras.optimizers.SGD(lr, momentum=0.9),
     "rmsprop": lambda lr: keras.optimizers.RMSprop(lr),
     "adamw": lambda lr: keras.optimizers.AdamW(lr),
+    # MLR-SNet's official meta-test optimizer: plain SGD with weight decay 5e-4
+    # (decoupled decay at momentum 0 equals the official coupled update).
+    "sgd_official": lambda lr: keras.optimizers.SGD(lr, momentum=0.0, weight_decay=5e-4),
 }
 
 
@@ -202,6 +205,7 @@ _REGISTRY = {}
 _LAZY = {
     "arc": "keras_autolr.harness.methods.arc",
     "mlrsnet": "keras_autolr.harness.methods.mlrsnet",
+    "mlrsnet_official": "keras_autolr.harness.methods.mlrsnet",
     "hypergradient": "keras_autolr.harness.methods.mlrsnet",
     "mcv": "keras_autolr.harness.methods.mcv",
     **{name: "keras_autolr.harness.methods.tuning_free" for name in (

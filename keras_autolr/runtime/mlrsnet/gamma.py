@@ -11,8 +11,11 @@ it from the current training loss when a checkpoint is swapped in. We follow
 that rule for image nets (it adapts the LR range to the task) and the paper's
 gamma = 40 for text nets with SGD (no rule for text exists in either source).
 
-When the loss is already small (L0 * C <= 1) the rule gives gamma <= 0; we
-floor it at `floor` (documented, tested) rather than stop the run.
+When the loss is already small (L0 * C <= 1) the rule gives gamma <= 0. The
+official meta-test takes its absolute value (`absolute=True`, what
+`OfficialProtocol` uses: at a loss of 0.05 on 10 classes that is 0.022);
+the package's default (`PackageProtocol`) floors it at `floor` = 1e-3
+instead, about 22x lower there.
 
 Example:
 
@@ -47,16 +50,19 @@ def _check_classes(num_classes):
     return int(num_classes)
 
 
-def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR):
+def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR, absolute=False):
     """The reference's gamma for a loss value `loss` and `num_classes` classes.
 
     Args:
         loss: the mean training loss L0 (finite, positive).
         num_classes: class count C (>= 2).
         floor: lower bound of the result (the rule is <= 0 when L0 * C <= 1).
+        absolute: take `abs()` of the rule first, as the official meta-test
+            code does (then pass `floor=0.0` for the official value).
 
     Returns:
-        `max(sqrt(L0) * ln(L0 * C) / C**0.25 / 4, floor)` as a float.
+        `max(g, floor)` as a float, with `g = sqrt(L0) * ln(L0 * C) / C**0.25 / 4`
+        (or `abs(g)` when `absolute`).
 
     Example:
 
@@ -65,6 +71,7 @@ def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR):
 
     print(round(gamma_from_loss(4.6052, 100), 2))  # 1.04: CIFAR-100 at initialisation
     print(gamma_from_loss(0.05, 10))               # 0.001: floored
+    print(round(gamma_from_loss(0.05, 10, floor=0.0, absolute=True), 4))  # 0.0218: the official abs()
     ```
     """
     C = _check_classes(num_classes)
@@ -75,16 +82,17 @@ def gamma_from_loss(loss, num_classes, floor=GAMMA_FLOOR):
             "model and data give a finite loss before training, or pass gamma= explicitly."
         )
     g = math.sqrt(loss) * math.log(loss * C) / C**0.25 / 4.0
-    return max(g, floor)
+    return max(abs(g) if absolute else g, floor)
 
 
-def gamma_rule(loss, num_classes, floor=GAMMA_FLOOR):
+def gamma_rule(loss, num_classes, floor=GAMMA_FLOOR, absolute=False):
     """`gamma_from_loss` in `keras.ops` (used in-graph on the first batch).
 
     Args:
         loss: scalar loss tensor.
         num_classes: class count C (>= 2).
         floor: lower bound of the result.
+        absolute: take `abs()` of the rule first (the official code).
 
     Returns:
         A float32 scalar tensor.
@@ -101,7 +109,7 @@ def gamma_rule(loss, num_classes, floor=GAMMA_FLOOR):
     C = float(_check_classes(num_classes))
     loss = ops.maximum(ops.cast(loss, "float32"), 1e-12)
     g = ops.sqrt(loss) * ops.log(loss * C) / (C**0.25) / 4.0
-    return ops.maximum(g, floor)
+    return ops.maximum(ops.abs(g) if absolute else g, floor)
 
 
 def initial_loss(model, x, y=None, batch_size=256):
@@ -142,8 +150,11 @@ def initial_loss(model, x, y=None, batch_size=256):
     return float(loss)
 
 
-def compute_gamma(model, x, y=None, num_classes=None, floor=GAMMA_FLOOR, batch_size=256):
+def compute_gamma(model, x, y=None, num_classes=None, floor=GAMMA_FLOOR, batch_size=256, absolute=False):
     """The reference's gamma for a compiled model and its training data.
+
+    The loss is an evaluation pass (`model.evaluate`: inference mode, e.g.
+    BatchNorm's moving statistics) over all of (x, y), as the official code.
 
     Args:
         model: a compiled classifier.
@@ -152,6 +163,7 @@ def compute_gamma(model, x, y=None, num_classes=None, floor=GAMMA_FLOOR, batch_s
         num_classes: class count C (>= 2).
         floor: lower bound of gamma.
         batch_size: evaluation batch size.
+        absolute: take `abs()` of the rule (the official code).
 
     Example:
 
@@ -167,4 +179,4 @@ def compute_gamma(model, x, y=None, num_classes=None, floor=GAMMA_FLOOR, batch_s
     ```
     """
     _check_classes(num_classes)
-    return gamma_from_loss(initial_loss(model, x, y, batch_size), num_classes, floor)
+    return gamma_from_loss(initial_loss(model, x, y, batch_size), num_classes, floor, absolute)

@@ -15,6 +15,14 @@ numbers:
   text net uses width 50), i.e. 11,776 parameters for the image net;
 * output `p = sigmoid(Linear(50 -> 1)(h))`; the LR is `gamma * p` with gamma
   chosen outside the net (see `gamma.py`);
+* the LSTM cell is a choice (`cell=`, an `LSTMCellVariant`), because the
+  official code has two that read the same 200 gate values differently:
+  "meta_test" (`meta-test/model/network.py`, which runs the published nets
+  for the paper's transfer results: chunks in, forget, transform, out and
+  `sigmoid(forget)`; our default, and the cell of every net meta-trained
+  here so far) and "meta_train" (`meta-train/image-classification/module.py`,
+  the cell the nets were meta-trained with: chunks in, forget, out,
+  transform and `sigmoid(forget - 1)`);
 * input: the mini-batch loss (image mode) or loss / log(vocab size) (text
   mode). The mode is stored in the net's config, so a text net cannot be
   used on an image task by mistake (see `check_mode`).
@@ -39,9 +47,13 @@ import pathlib
 import zipfile
 
 import keras
+import numpy as np
 from keras import ops
 
-__all__ = ["MLRSNet", "MLRSNetFileError", "ModeMismatchError", "cell_step", "load_net", "check_mode"]
+__all__ = [
+    "MLRSNet", "MLRSNetFileError", "ModeMismatchError", "LSTMCellVariant", "CELLS", "get_cell",
+    "cell_step", "net_outputs", "load_net", "check_mode",
+]
 
 MODES = ("image", "text")
 
@@ -61,7 +73,83 @@ def _vecmat(v, w):
     return ops.sum(ops.expand_dims(v, -1) * w, axis=-2)
 
 
-def cell_step(params, x, h, c):
+class LSTMCellVariant:
+    """How an LSTM cell reads its 4 * hidden gate pre-activations.
+
+    A strategy object of `MLRSNet` (its `cell=`): the order in which the
+    gate chunks hold the input gate `i`, forget gate `f`, transform `g` and
+    output gate `o`, and a constant added to the forget pre-activation.
+    The two cells of the official code are in `CELLS`.
+
+    Args:
+        name: the variant's name (what `MLRSNet.get_config` records).
+        order: the letters "i", "f", "g", "o" in chunk order.
+        forget_shift: added to the forget pre-activation before its sigmoid.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.mlrsnet.net import CELLS
+
+    gates = np.arange(8, dtype="float32").reshape(1, 8)  # hidden 2: chunks [0 1] [2 3] [4 5] [6 7]
+    i, f, g, o = CELLS["meta_train"].split(gates)
+    print(np.asarray(g), np.asarray(o))  # [[6. 7.]] [[4. 5.]]: transform last in the meta-training cell
+    ```
+    """
+
+    def __init__(self, name, order, forget_shift=0.0):
+        if sorted(order) != ["f", "g", "i", "o"]:
+            raise ValueError(f"order must hold 'i', 'f', 'g', 'o' once each, got {order!r}.")
+        self.name = name
+        self.order = tuple(order)
+        self.forget_shift = float(forget_shift)
+
+    def split(self, gates):
+        """The pre-activations `(i, f, g, o)` of `gates`, shape (B, 4 * hidden)."""
+        chunks = dict(zip(self.order, ops.split(gates, 4, axis=-1)))
+        return chunks["i"], chunks["f"] + self.forget_shift, chunks["g"], chunks["o"]
+
+    def __repr__(self):
+        return f"LSTMCellVariant({self.name!r}, order={''.join(self.order)!r}, forget_shift={self.forget_shift:g})"
+
+
+CELLS = {
+    # meta-test/model/network.py: the cell that ran the published nets for the paper's transfer results.
+    "meta_test": LSTMCellVariant("meta_test", "ifgo", 0.0),
+    # meta-train/image-classification/module.py (MLRSNetCell): the cell the nets were meta-trained with.
+    "meta_train": LSTMCellVariant("meta_train", "ifog", -1.0),
+}
+
+
+def get_cell(cell):
+    """The `LSTMCellVariant` for a name in `CELLS` (a variant is returned as is).
+
+    Args:
+        cell: "meta_test", "meta_train" or an `LSTMCellVariant`.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet.net import get_cell
+
+    print(get_cell("meta_train").forget_shift)  # -1.0
+    ```
+    """
+    if isinstance(cell, LSTMCellVariant):
+        return cell
+    if cell not in CELLS:
+        raise ValueError(
+            f"Unknown MLR-SNet cell {cell!r}; choose one of {sorted(CELLS)} (meta_test: the official "
+            "meta-test cell, the default; meta_train: the official meta-training cell)."
+        )
+    return CELLS[cell]
+
+
+def cell_step(params, x, h, c, cell="meta_test"):
     """One MLR-SNet step, pure `keras.ops` (works under tf.function and jit).
 
     Args:
@@ -70,6 +158,8 @@ def cell_step(params, x, h, c):
             out kernel/bias.
         x: the (already normalised) loss, a scalar or shape (B,).
         h, c: LSTM state, shape (B, hidden) (B = 1 for a controller).
+        cell: the LSTM cell variant (`get_cell`): "meta_test" (default) or
+            "meta_train".
 
     Returns:
         `(p, h, c)`: p in (0, 1) with the shape of `x` broadcast to (B,), and
@@ -90,7 +180,7 @@ def cell_step(params, x, h, c):
     x = ops.reshape(ops.cast(x, "float32"), (-1, 1))
     gates = _vecmat(ops.relu(x * wi1 + bi1), wi2) + bi2  # x is (B, 1): x @ wi1 == x * wi1
     gates = gates + _vecmat(ops.relu(_vecmat(h, wh1) + bh1), wh2) + bh2
-    i, f, g, o = ops.split(gates, 4, axis=-1)  # the reference's chunk order
+    i, f, g, o = get_cell(cell).split(gates)
     c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
     h = ops.sigmoid(o) * ops.tanh(c)
     p = ops.sigmoid(_vecmat(h, wo) + bo)
@@ -116,6 +206,9 @@ class MLRSNet(keras.Model):
             None picks the reference value for `mode`.
         seed: initialisation seed.
         meta: free-form dict saved with the net (training provenance).
+        cell: the LSTM cell variant, "meta_test" (default: the official
+            meta-test cell) or "meta_train" (the official meta-training
+            cell), or one of `CELLS`' values; saved with the net by name.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -131,11 +224,14 @@ class MLRSNet(keras.Model):
     ```
     """
 
-    def __init__(self, mode="image", hidden=50, mlp_width=None, seed=None, meta=None, **kwargs):
+    def __init__(self, mode="image", hidden=50, mlp_width=None, seed=None, meta=None, cell="meta_test", **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         self.mode = mode
+        self.cell = get_cell(cell)
+        if CELLS.get(self.cell.name) is not self.cell:
+            raise ValueError(f"cell must be one of {sorted(CELLS)} or their variants (it is saved by name), got {cell!r}.")
         self.hidden = int(hidden)
         self.mlp_width = int(mlp_width or (25 if mode == "image" else 50))
         self.seed = seed
@@ -175,11 +271,12 @@ class MLRSNet(keras.Model):
         return ops.cast(loss, "float32")
 
     def call(self, x, h, c):
-        return cell_step([v.value for v in self._params], x, h, c)
+        return cell_step([v.value for v in self._params], x, h, c, self.cell)
 
     def get_config(self):
         config = super().get_config()
-        config.update(mode=self.mode, hidden=self.hidden, mlp_width=self.mlp_width, seed=self.seed, meta=self.meta)
+        config.update(mode=self.mode, hidden=self.hidden, mlp_width=self.mlp_width, seed=self.seed, meta=self.meta,
+                      cell=self.cell.name)
         return config
 
     @classmethod
@@ -220,6 +317,42 @@ def check_mode(net, task):
             f"Use the {task} net (saved_controllers/mlrsnet_{task}.keras) or meta-train one "
             f"with `keras-autolr mlrsnet meta-train --task {task}`."
         )
+
+
+def net_outputs(net, losses, vocab_size=None):
+    """The net's outputs p (before gamma) for a sequence of batch losses from a zero state.
+
+    Runs the net's own cell over `losses` in order, carrying the LSTM state,
+    as the scheduler does during training.
+
+    Args:
+        net: an `MLRSNet`.
+        losses: a 1-D sequence of raw batch losses.
+        vocab_size: for a text net, the vocabulary size (its input is
+            loss / log(vocab_size)); unused for an image net.
+
+    Returns:
+        A float32 numpy array of the same length as `losses`, values in (0, 1).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.mlrsnet import MLRSNet, net_outputs
+
+    p = net_outputs(MLRSNet(seed=0, cell="meta_train"), [2.3, 2.1, 1.9])
+    print(p.shape, p.min() > 0, p.max() < 1)  # (3,) True True
+    ```
+    """
+    xs = np.asarray(losses, dtype="float32")
+    if xs.ndim != 1:
+        raise ValueError(f"losses must be a 1-D sequence of batch losses, got shape {xs.shape}.")
+    params = [v.value for v in net.params]
+    h, c = net.initial_state()
+    out = np.empty(len(xs), "float32")
+    for t, loss in enumerate(xs):
+        p, h, c = cell_step(params, net.normalise(float(loss), vocab_size), h, c, net.cell)
+        out[t] = float(ops.convert_to_numpy(p)[0])
+    return out
 
 
 def load_net(path):

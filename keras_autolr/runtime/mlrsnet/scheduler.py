@@ -23,13 +23,32 @@ LR scale (`scale`):
   with; the net then shapes the schedule from there.
 
 gamma ("auto"): image nets use the reference rule from the loss (see
-`gamma.py`), computed in-graph from the first batch's loss (the reference uses
-the full training set; pass `gamma=compute_gamma(model, x, y, C)` for that);
-text nets use the paper's 40.
+`gamma.py`); text nets use the paper's 40. Where the image gamma comes from
+and when nets swap is the `protocol` (`protocol.py`):
 
-Checkpoint swap (the reference's meta-test): `checkpoints=[early, middle,
-late]` swaps nets at `swap_at` = (1/3, 2/3) of the epochs; gamma is recomputed
-from the last epoch's training loss and the LSTM state is kept.
+* `PackageProtocol(swap_at)` (default for "image" / "text" and nets you
+  pass): gamma in-graph from the first batch's loss (pass
+  `gamma=compute_gamma(model, x, y, C)` for the full training set);
+  `checkpoints=[early, middle, late]` swap at `swap_at` = (1/3, 2/3) of the
+  epochs (rounded), gamma recomputed from the last epoch's training loss
+  (floored at 1e-3);
+* `OfficialProtocol(x, y)` (default for "official"): the official
+  meta-test: gamma = abs(rule) from an evaluation pass over the training set
+  (x, y) before training and at each swap, swaps at epochs N//3 and N//3*2.
+
+The LSTM state is kept across epochs and swaps under both.
+
+The authors' nets (`net="official"`): `saved_controllers/mlrsnet_official_{1,100,200}.keras`,
+converted from the published `mlr_snet 1/100/200.pth` (MIT licence, see
+`saved_controllers/mlrsnet.md`; `keras-autolr mlrsnet import-official`), run
+by the official meta-test cell and swapped 1 -> 100 -> 200. For the
+official protocol in full, pass the training data and compile with SGD,
+momentum 0, weight decay 5e-4:
+
+```
+scheduler = MLRSNetScheduler("official", protocol=OfficialProtocol(x_train, y_train))
+model.compile(keras.optimizers.SGD(0.1, weight_decay=5e-4), loss=...)  # the 0.1 is unused
+```
 
 Non-finite batch loss: the step's gradients are zeroed (no weight moves except
 by existing momentum), the LSTM state is not advanced and the LR keeps its
@@ -57,7 +76,8 @@ Args:
         nets shipped in `saved_controllers/` (these use the shipped early /
         middle / late checkpoints with the swap, as the reference's
         meta-test does: the final net alone is a "late" net that predicts the
-        small LRs of the end of training).
+        small LRs of the end of training), or "official" for the authors'
+        three nets (image conventions, `OfficialProtocol` by default).
     task: "image" or "text"; checked against the net's mode. None trusts
         the net but warns, when training begins, if the model looks like
         the other kind of task: a text net on a model with one prediction
@@ -80,7 +100,10 @@ Args:
     scale: "auto", "absolute" or "relative" (see above).
     checkpoints: optional list of nets (or paths) to swap in during the run;
         the first one replaces `net` from the start.
-    swap_at: fractions of the run at which `checkpoints[1:]` are swapped in.
+    swap_at: fractions of the run at which `checkpoints[1:]` are swapped in
+        (the default `PackageProtocol`'s; ignored when `protocol` is given).
+    protocol: a `PackageProtocol` or `OfficialProtocol` (None: official
+        for `net="official"`, else `PackageProtocol(swap_at)`).
     min_lr: floor of the predicted LR, a finite number > 0 (keeps it positive).
     record_every: if > 0, store the LR every this many batches in
         `self.lr_history` (reading it costs a host sync; 0 = only per epoch).
@@ -93,9 +116,10 @@ Raises:
         argument) disagree and `cross_modal` is not set.
 
 `get_config()` / `MLRSNetScheduler.from_config(config)` round-trip a
-scheduler whose nets are shipped ("image" / "text") or given as paths; a net
-passed in memory is recorded as the shipped net of its mode (save it with
-`net.save(path)` and pass the path to keep it).
+scheduler whose nets are shipped ("image" / "text" / "official") or given as
+paths; a net passed in memory is recorded as the shipped net of its mode (save
+it with `net.save(path)` and pass the path to keep it). An `OfficialProtocol`'s
+training data is not part of the config (pass it again).
 """
 
 import math
@@ -111,14 +135,25 @@ from keras_autolr.runtime import artifacts
 from keras_autolr.runtime.instep import InStepScheduler, sanitize
 from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
 from keras_autolr.runtime.mlrsnet.net import ModeMismatchError, cell_step, check_mode, load_net
+from keras_autolr.runtime.mlrsnet.protocol import OfficialProtocol, PackageProtocol, protocol_from_config
 
 __all__ = ["MLRSNetScheduler", "shipped_net_path", "shipped_checkpoints", "scheduler_update"]
 
+OFFICIAL_FILES = ("mlrsnet_official_1.keras", "mlrsnet_official_100.keras", "mlrsnet_official_200.keras")
+_OFFICIAL_HINT = (
+    "Convert the authors' files: `keras-autolr mlrsnet import-official 'mlr_snet 1.pth' "
+    "saved_controllers/mlrsnet_official_1.keras` (likewise 100, 200; see saved_controllers/mlrsnet.md)."
+)
+SHIPPED_KINDS = ("image", "text", "official")
+
+
 def shipped_net_path(kind):
-    """Path of the shipped net "image" or "text" in `saved_controllers/`.
+    """Path of the shipped net "image", "text" or "official" in `saved_controllers/`.
+
+    For "official" it is the last of the authors' three nets (epoch 200).
 
     Args:
-        kind: "image" or "text".
+        kind: "image", "text" or "official".
 
     Raises:
         FileNotFoundError: the file is not shipped (the message says how to
@@ -132,6 +167,8 @@ def shipped_net_path(kind):
     print(shipped_net_path("image").name)  # mlrsnet_image.keras
     ```
     """
+    if kind == "official":
+        return artifacts.artifact_path(OFFICIAL_FILES[-1], hint=_OFFICIAL_HINT)
     return artifacts.artifact_path(
         f"mlrsnet_{kind}.keras",
         hint=f"Or meta-train one: `keras-autolr mlrsnet meta-train --task {kind} --out mlrsnet_{kind}.keras`.",
@@ -141,10 +178,11 @@ def shipped_net_path(kind):
 def shipped_checkpoints(kind):
     """The shipped early / middle / late nets of `kind` for the checkpoint swap.
 
-    Falls back to the final net alone when the stage files are missing.
+    Falls back to the final net alone when the stage files are missing
+    ("image" / "text"); "official" needs all three of the authors' nets.
 
     Args:
-        kind: "image" or "text".
+        kind: "image", "text" or "official".
 
     Returns:
         A list of paths (3, or 1 without the stage files).
@@ -157,6 +195,8 @@ def shipped_checkpoints(kind):
     print([p.name for p in shipped_checkpoints("text")])
     ```
     """
+    if kind == "official":
+        return [artifacts.artifact_path(name, hint=_OFFICIAL_HINT) for name in OFFICIAL_FILES]
     late = shipped_net_path(kind)
     folder = artifacts.artifacts_dir()
     stages = [folder / f"mlrsnet_{kind}_early.keras", folder / f"mlrsnet_{kind}_middle.keras"]
@@ -166,12 +206,13 @@ def shipped_checkpoints(kind):
 
 
 def _resolve(net):
-    if isinstance(net, str) and net in ("image", "text"):
+    if isinstance(net, str) and net in SHIPPED_KINDS:
         net = shipped_net_path(net)
     return load_net(net)
 
 
-def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes, relative, min_lr):
+def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes, relative, min_lr,
+                     cell="meta_test", gamma_rule=None):
     """The pure per-step controller (keras.ops): loss -> (lr, h, c, gamma, k).
 
     `gamma <= 0` means "compute from this loss" (image rule, needs
@@ -189,6 +230,9 @@ def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes
         num_classes: class count for the gamma rule (None: no rule).
         relative: scale "relative" (True) or "absolute".
         min_lr: floor of the LR.
+        cell: the net's LSTM cell variant (`MLRSNet.cell`).
+        gamma_rule: `gamma_rule(loss, num_classes)` in keras.ops (None: the
+            floored rule `gamma.gamma_rule`; a protocol's `rule`).
 
     Returns:
         `(lr, h, c, gamma, k, finite)`.
@@ -212,10 +256,11 @@ def scheduler_update(params, loss, h, c, gamma, k, prev_lr, *, norm, num_classes
     finite = ops.isfinite(loss)
     safe = ops.where(finite, loss, ops.zeros_like(loss))
     if num_classes:
-        g = ops.where(gamma > 0, gamma, gamma_lib.gamma_rule(safe, num_classes))
+        rule = gamma_rule or gamma_lib.gamma_rule
+        g = ops.where(gamma > 0, gamma, rule(safe, num_classes))
     else:
         g = gamma
-    p, h2, c2 = cell_step(params, safe / norm, h, c)
+    p, h2, c2 = cell_step(params, safe / norm, h, c, cell)
     raw = g * ops.reshape(p, ())
     if relative:
         k2 = ops.where(k > 0, k, ops.cast(prev_lr, "float32") / ops.maximum(raw, 1e-30))
@@ -248,14 +293,6 @@ def _count(value, what, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{what} must be None or an integer >= {minimum}, got {value!r}.")
     return int(value)
-
-
-def _check_swap_at(swap_at):
-    fractions = tuple(swap_at)
-    ok = all(isinstance(f, numbers.Real) and math.isfinite(f) and 0 < f < 1 for f in fractions)
-    if not ok or any(b <= a for a, b in zip(fractions, fractions[1:])):
-        raise ValueError(f"swap_at must be increasing fractions of the run in (0, 1), got {swap_at!r}.")
-    return fractions
 
 
 def _spec(net):
@@ -295,13 +332,17 @@ class MLRSNetScheduler(InStepScheduler):
 
     def __init__(self, net="image", task=None, gamma="auto", num_classes=None, vocab_size=None,
                  scale="auto", checkpoints=None, swap_at=(1 / 3, 2 / 3), min_lr=1e-8, record_every=0,
-                 cross_modal=False):
+                 cross_modal=False, protocol=None):
         super().__init__()
         self.min_lr = _number(min_lr, "min_lr")
         self.record_every = _count(record_every, "record_every", 0)
         num_classes = _count(num_classes, "num_classes", 2)
         vocab_size = _count(vocab_size, "vocab_size", 2)
-        swap_at = _check_swap_at(swap_at)
+        swap_at = PackageProtocol(swap_at).swap_at  # validates
+        self._protocol_arg = protocol
+        if protocol is None:
+            protocol = OfficialProtocol() if net == "official" else PackageProtocol(swap_at)
+        self.protocol = protocol_from_config(protocol)
         if gamma != "auto":
             _number(gamma, "gamma ('auto' or a number)")
         # What get_config records: shipped kinds and paths round-trip.
@@ -313,7 +354,7 @@ class MLRSNetScheduler(InStepScheduler):
             self._net_spec = _spec(checkpoints[0])
         self._gamma_arg = gamma
         self.task = task
-        if checkpoints is None and isinstance(net, str) and net in ("image", "text"):
+        if checkpoints is None and isinstance(net, str) and net in SHIPPED_KINDS:
             # The reference's meta-test: early/middle/late nets swapped at 1/3, 2/3.
             checkpoints = shipped_checkpoints(net)
         self.nets = [_resolve(n) for n in (checkpoints or [net])]
@@ -327,6 +368,10 @@ class MLRSNetScheduler(InStepScheduler):
         if len(modes) > 1:
             raise ModeMismatchError(f"The checkpoints mix modes {sorted(modes)}; use nets of one mode.")
         self.net_mode = self.nets[0].mode
+        cells = {n.cell.name for n in self.nets}
+        if len(cells) > 1:
+            raise ValueError(f"The checkpoints mix LSTM cells {sorted(cells)}; use nets of one cell.")
+        self.cell = self.nets[0].cell
         self.cross_modal = bool(cross_modal)
         # The conventions (input normalisation, gamma) follow the task when crossing modes.
         self.mode = task if cross_modal else self.net_mode
@@ -344,8 +389,7 @@ class MLRSNetScheduler(InStepScheduler):
             )
         if scale not in ("auto", "absolute", "relative"):
             raise ValueError(f"scale must be 'auto', 'absolute' or 'relative', got {scale!r}.")
-        if len(swap_at) != len(self.nets) - 1 and len(self.nets) > 1:
-            raise ValueError(f"{len(self.nets)} checkpoints need {len(self.nets) - 1} swap_at fractions, got {swap_at}.")
+        self.protocol.check(len(self.nets))
         self.gamma = gamma
         self.num_classes = num_classes
         self.vocab_size = vocab_size
@@ -447,6 +491,10 @@ class MLRSNetScheduler(InStepScheduler):
         )
         self._relative = relative
         self._epochs = self.params.get("epochs") if self.params else None
+        if self._classes and float(ops.convert_to_numpy(self._vars[2])) <= 0:
+            g = self.protocol.start_gamma(self.model, self._classes)
+            if g is not None:
+                self._vars[2].assign(g)
         self.install()
 
     # -- in-graph step -------------------------------------------------------
@@ -462,6 +510,7 @@ class MLRSNetScheduler(InStepScheduler):
         lr, h2, c2, g2, k2, finite = scheduler_update(
             params, loss, h.value, c.value, g.value, k.value, prev_lr,
             norm=self._norm, num_classes=self._classes, relative=self._relative, min_lr=self.min_lr,
+            cell=self.cell, gamma_rule=self.protocol.rule,
         )
         h.assign(h2)
         c.assign(c2)
@@ -473,13 +522,13 @@ class MLRSNetScheduler(InStepScheduler):
     # -- swaps, logging --------------------------------------------------------
 
     def on_epoch_begin(self, epoch, logs=None):
-        if len(self.nets) < 2 or not self._epochs:
-            return
-        target = sum(1 for f in self.swap_at if epoch >= int(round(f * self._epochs)))
+        target = self.protocol.stage(epoch, self._epochs, len(self.nets))
         if target != self._active:
             self._active = target
-            if self._classes and self._last_loss is not None and math.isfinite(self._last_loss):
-                self._vars[2].assign(gamma_lib.gamma_from_loss(self._last_loss, self._classes))
+            if self._classes:
+                g = self.protocol.swap_gamma(self.model, self._classes, self._last_loss)
+                if g is not None:
+                    self._vars[2].assign(g)
             self._load_theta(self._theta, target)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -500,6 +549,7 @@ class MLRSNetScheduler(InStepScheduler):
             "gamma": self._gamma_arg, "num_classes": self.num_classes, "vocab_size": self.vocab_size,
             "scale": self.scale, "swap_at": list(self.swap_at), "min_lr": self.min_lr,
             "record_every": self.record_every, "cross_modal": self.cross_modal,
+            "protocol": None if self._protocol_arg is None else self.protocol.get_config(),
         }
 
     @classmethod

@@ -98,3 +98,29 @@ def test_mode_checks():
         MLRSNet(mode="text").normalise(3.0)
     x = MLRSNet(mode="text").normalise(np.log(100.0), vocab_size=100)
     assert float(keras.ops.convert_to_numpy(x)) == pytest.approx(1.0)
+
+
+def test_cell_variant_is_saved_and_defaults_to_the_meta_test_cell(tmp_path):
+    from keras_autolr.runtime.mlrsnet.net import CELLS
+
+    assert MLRSNet().cell is CELLS["meta_test"]
+    net = MLRSNet(seed=0, cell="meta_train")
+    assert net.get_config()["cell"] == "meta_train"
+    net.save(tmp_path / "t.keras")
+    assert load_net(tmp_path / "t.keras").cell is CELLS["meta_train"]
+    # nets saved before the option (the shipped image / text nets) have no "cell": the meta-test cell
+    config = MLRSNet(seed=0).get_config()
+    config.pop("cell")
+    assert MLRSNet.from_config(config).cell.name == "meta_test"
+    with pytest.raises(ValueError, match="Unknown MLR-SNet cell"):
+        MLRSNet(cell="paper")
+
+
+def test_cell_variants_read_the_gate_chunks_in_their_order():
+    from keras_autolr.runtime.mlrsnet.net import CELLS
+
+    gates = np.arange(8, dtype="float32").reshape(1, 8)  # hidden 2: chunks [0 1] [2 3] [4 5] [6 7]
+    test = [keras.ops.convert_to_numpy(a)[0].tolist() for a in CELLS["meta_test"].split(gates)]
+    train = [keras.ops.convert_to_numpy(a)[0].tolist() for a in CELLS["meta_train"].split(gates)]
+    assert test == [[0, 1], [2, 3], [4, 5], [6, 7]]  # i, f, g, o
+    assert train == [[0, 1], [1, 2], [6, 7], [4, 5]]  # i, f - 1, g (last), o (third)
