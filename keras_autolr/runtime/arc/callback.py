@@ -1,9 +1,9 @@
 """ARC: a Keras callback that lets a trained controller steer the learning rate.
 
 `ARC` is the callback (its docstring has the arguments, the logs it writes and
-the behaviour worth knowing); `auto_frequency` is its default number of epochs
-between decisions. The controller network is in `controller.py`, its input
-window in `preprocessing.py`.
+the behaviour worth knowing); `auto_frequency` (defined in `preprocessing.py`)
+is its default number of epochs between decisions. The controller network is
+in `controller.py`, its input window in `preprocessing.py`.
 """
 
 import inspect
@@ -16,9 +16,17 @@ import keras
 import numpy as np
 from absl import logging as absl_logging  # a Keras dependency; where Keras's own messages go
 
+from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime.arc import controller as controller_lib
 from keras_autolr.runtime.arc.controller import CLASS_NAMES, FACTORS, KEEP, LOWER
-from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
+from keras_autolr.runtime.arc.preprocessing import (
+    CYCLES,
+    POINTS_PER_CYCLE,
+    auto_frequency,
+    batch_losses,
+    build_window,
+    resize_linear,
+)
 from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
 
 __all__ = ["ARC", "auto_frequency"]
@@ -51,24 +59,89 @@ def _predictor_for_path(path):
         return predictor
 
 
-def _fit_callbacks(callback, depth=8):
-    """The other callbacks of the fit that is calling `callback`, or None if not found.
+def _fit_context(callback, depth=12):
+    """The `CallbackList` calling `callback` and the fit's epoch iterator (each None if not found).
 
-    Keras gives a callback no handle on its `CallbackList`; the list that is
-    calling the hook is a caller on the stack, so it is looked up there.
+    Keras gives a callback no handle on its `CallbackList` or on the data; the
+    list calling the hook is a caller on the stack, and `fit` (further up)
+    holds the epoch iterator in its `epoch_iterator` local.
     """
     frame = inspect.currentframe()
+    found, iterator = None, None
     try:
         for _ in range(depth):
             frame = frame.f_back if frame is not None else None
             if frame is None:
-                return None
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, keras.callbacks.CallbackList) and any(c is callback for c in owner.callbacks):
-                return [c for c in owner.callbacks if c is not callback]
-        return None
+                break
+            local = frame.f_locals
+            owner = local.get("self")
+            if found is None and isinstance(owner, keras.callbacks.CallbackList) and any(
+                c is callback for c in owner.callbacks
+            ):
+                found = owner
+            elif found is not None and hasattr(local.get("epoch_iterator"), "data_adapter"):
+                iterator = local["epoch_iterator"]
+                break
+        return found, iterator
     finally:
         del frame  # frames hold references to their locals
+
+
+def _batch_layout(iterator, steps):
+    """(batch size, batches per pass, last batch's size) when Keras knows every batch's size, else None.
+
+    Known for arrays (Keras slices them in batches of `batch_size`, the last
+    possibly smaller) and for any data whose batches are all full; the last
+    batch's position is known when the epoch is one pass over the data.
+    """
+    adapter = getattr(iterator, "data_adapter", None)
+    try:
+        size, partial = adapter.batch_size, adapter.has_partial_batch
+        num_batches, last = adapter.num_batches, adapter.partial_batch_size
+    except (AttributeError, NotImplementedError):
+        return None
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        return None
+    if partial is False:
+        return int(size), None, None
+    if partial is True and last and num_batches and getattr(iterator, "steps_per_epoch", None) in (None, steps):
+        return int(size), int(num_batches), int(last)
+    return None
+
+
+def _samples_seen(step, layout):
+    """Samples seen through `step` (0-based) of an epoch laid out as `_batch_layout` says."""
+    size, num_batches, last = layout
+    if num_batches is None:
+        return size * (step + 1)
+    step = min(step, num_batches - 1)
+    return size * (step + 1) - (size - last if step == num_batches - 1 else 0)
+
+
+# -- ARC's state in the optimizer, so that BackupAndRestore carries it -------
+
+# Layout of the "arc_meta" state vector (float32: every value stored is a
+# float32 already, or an integer below 2**24).
+_M_VALID, _M_FREQ, _M_EPOCHS, _M_NCYCLES = 0, 1, 2, 3
+_M_CYCLE_LR, _M_CYCLE_NVAL, _M_CYCLE_HAS_TRAIN = 4, 7, 10  # CYCLES entries each
+_M_LR, _M_HAS_VAL, _M_BAD, _M_NTRAIN, _M_NVAL = 13, 14, 15, 16, 17
+_M_CHOICE, _M_EPOCH, _M_PROBS, _M_REASON, _M_OVERFLOW, _M_CAPACITY = 18, 19, 20, 23, 24, 25
+_META_SIZE = 32
+_UNKNOWN_STEPS = 1024  # values kept per epoch for the backup when Keras does not know the epoch's length
+_REASONS = (None, "non-finite loss")
+
+
+def _state_variable(optimizer, name, shape):
+    """The optimizer's ARC state variable `name` (its shape in the name), created once per optimizer."""
+    # The shape is part of the name: a backup made with other shapes (another
+    # frequency or epoch length) then never meets these variables, it waits
+    # unused (see lr.attach_state), and the "arc_meta" check says why ARC starts afresh.
+    name = "_".join([name, *(str(int(n)) for n in shape)])
+    # A later fit of the same model reuses its variable (add_state_variable would add name_1).
+    existing = lr_lib.attach_state(optimizer).by_key.get(name)
+    if existing is not None:
+        return existing
+    return lr_lib.add_state_variable(optimizer, name, shape, aggregation="only_first_replica")
 
 
 def _changes_lr(callback):
@@ -79,27 +152,6 @@ def _changes_lr(callback):
 
 def _same_lr(a, b):
     return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
-
-
-def auto_frequency(epochs, decisions=10):
-    """Returns the epochs per cycle giving about `decisions` decisions over `epochs` epochs.
-
-    Args:
-        epochs: the length of the fit.
-        decisions: how many decisions to aim for (the paper: about 10).
-
-    Returns:
-        `max(1, epochs // decisions)`.
-
-    Example:
-
-    ```python
-    from keras_autolr.runtime.arc.callback import auto_frequency
-
-    print(auto_frequency(30), auto_frequency(5))  # 3 1
-    ```
-    """
-    return max(1, int(epochs) // int(decisions))
 
 
 class ARC(LearningRateCallback):
@@ -138,8 +190,11 @@ class ARC(LearningRateCallback):
             (`saved_controllers/arc.keras`).
         frequency: epochs per cycle (an int >= 1), or `"auto"` (default) for
             about 10 decisions over the run, as the paper's section 5
-            recommends: `max(1, epochs // 10)`. The paper's CIFAR-10 setting
-            is 3 (30 epochs).
+            recommends: `auto_frequency(epochs)`, the paper's `epochs // 10`
+            (CIFAR-10: 30 epochs, every 3; PTB: 98 epochs, every 9) lengthened
+            where that would give more than 12 decisions, so that every run of
+            10 to 300 epochs gets 6 to 12 decisions (exact counts in
+            `keras_autolr.runtime.arc.preprocessing.auto_frequency`).
         use_validation: `False` hides the validation loss from the controller
             (its column is zeroed, as for a fit without validation data);
             useful when validation loss is much noisier than training loss
@@ -159,11 +214,16 @@ class ARC(LearningRateCallback):
     after.
 
     Behaviour worth knowing:
-        * Per-batch losses are recovered from Keras's running epoch mean by
-          differencing (`logs["loss"]` after batch k is the mean of batches
-          0..k); Keras weights that mean by batch size, so the value for a
-          smaller last batch is approximate. With `steps_per_execution > 1`
-          one value is recorded per execution.
+        * Each batch's own loss is recovered from Keras's running epoch mean
+          (`logs["loss"]` after batch k is the mean of batches 0..k, weighted
+          by their numbers of samples), exactly (to float32 rounding) when
+          Keras knows every batch's size: arrays with `batch_size` (the last
+          batch may be smaller), or data whose batches are all full. Otherwise
+          (a `tf.data.Dataset`, `PyDataset` or generator, whose last batch may
+          be smaller) batches are taken to share one size and each epoch's
+          last batch, the one that may not, is left out rather than recorded
+          wrongly. With `steps_per_execution > 1` one value is recorded per
+          execution: the sample-weighted mean of its batches.
         * The batch hook only stores that value, so ARC is `async_safe`: on
           backends where Keras dispatches batch callbacks on a worker thread
           (JAX), it does not make each step wait for the host. Values are
@@ -194,7 +254,20 @@ class ARC(LearningRateCallback):
           never writes a non-finite LR.
         * If the run is too short for a single decision, ARC warns and keeps
           the LR.
-        * State resets at the start of every `fit`.
+        * `keras.callbacks.BackupAndRestore` resumes ARC too: its window
+          (the last 3 cycles), its position in the current cycle and a
+          decision made at the last saved epoch are kept in variables of the
+          optimizer (`keras_autolr.runtime.lr.add_state_variable`), which the
+          backup saves with the model, so a resumed fit makes the same
+          decisions at the same epochs as an uninterrupted one. ARC moves
+          itself ahead of a `BackupAndRestore` listed before it, so that the
+          backup holds ARC's end of epoch. `self.decisions` lists only the
+          resumed fit's decisions. Resume with the same `frequency` and data
+          (ARC warns and starts a new window otherwise).
+        * State resets at the start of every `fit`, unless the fit starts at
+          the epoch where the state saved in the optimizer ends (a
+          `BackupAndRestore` resume, or `initial_epoch` continuing the
+          previous fit of the same model).
     """
 
     # The batch hook only stores a scalar under a lock (see _epoch_losses).
@@ -271,25 +344,52 @@ class ARC(LearningRateCallback):
                 stacklevel=2,
             )
         self._total_epochs = epochs
-        self._cycles = []  # completed cycles: (train losses, val losses, lr)
-        self._new_cycle()
-        self._epochs_seen = 0
+        self._reset_state()
         self.decisions = []
-        self._pending = None  # (choice, epoch, probs, reason), applied at the next epoch begin
         self._warned_zero = False
         self._warned_other = False
         self._lr_left = None  # the LR as ARC last left it (after its own reads and writes)
         self._check_first_batch = False
-        others = [c for c in (_fit_callbacks(self) or []) if _changes_lr(c)]
+        self._first_epoch = True
+        callback_list, iterator = _fit_context(self)
+        steps = (self.params or {}).get("steps")
+        self._layout = _batch_layout(iterator, steps)
+        per_execution = max(1, int(getattr(iterator, "steps_per_execution", 1) or 1))
+        per_epoch = -(-int(steps) // per_execution) if steps else _UNKNOWN_STEPS
+        self._make_state_variables(per_epoch)
+        if callback_list is not None:
+            self._run_before_backup(callback_list)
+        others = [c for c in (callback_list.callbacks if callback_list else []) if c is not self and _changes_lr(c)]
         if others:
             self._warn_other(", ".join(sorted({type(c).__name__ for c in others})))
+
+    def _reset_state(self):
+        self._cycles = []  # completed cycles: (100 train points or None, val losses or None, lr)
+        self._new_cycle()
+        self._epochs_seen = 0
+        self._pending = None  # (choice, epoch, probs, reason), applied at the next epoch begin
+        self._last_epoch_losses = []
 
     def _new_cycle(self):
         self._train, self._val, self._has_val = [], [], False
         self._cycle_lr = None
         self._bad = False
 
+    def _run_before_backup(self, callback_list):
+        """Moves ARC ahead of a BackupAndRestore, so that its backup holds ARC's epoch."""
+        # Safe inside CallbackList.on_train_begin's loop: the moved range is behind
+        # the loop's position, and every later callback keeps its index.
+        items = callback_list.callbacks
+        mine = next(i for i, c in enumerate(items) if c is self)
+        backup = next((i for i, c in enumerate(items[:mine]) if isinstance(c, keras.callbacks.BackupAndRestore)), None)
+        if backup is not None:
+            items.insert(backup, items.pop(mine))
+
     def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:
+            self._first_epoch = False
+            if epoch > 0:
+                self._restore_state(epoch)
         self._check_lr(epoch)
         if self._pending is not None:
             self._apply(*self._pending)
@@ -346,29 +446,35 @@ class ARC(LearningRateCallback):
         )
 
     def _epoch_losses(self):
-        """This epoch's per-batch losses, from the running means of the ended batches."""
+        """This epoch's per-batch losses (float32 values), exact where the batch sizes are known."""
         # Keras's CallbackList flushes async batch hooks before on_epoch_end,
         # so every batch that ended is in `_means`; nothing needs waiting for.
         with self._batch_lock:
             means = sorted(self._means.items())
-        losses, p, prev = [], -1, 0.0
-        for k, mean in means:
-            losses.append(((k + 1) * mean - (p + 1) * prev) / (k - p))
-            p, prev = k, mean
-        return losses
+        if not means:
+            return []
+        steps = [k for k, _ in means]
+        values = [m for _, m in means]
+        if self._layout is not None:
+            seen = [_samples_seen(k, self._layout) for k in steps]
+            return batch_losses(values, seen).tolist()
+        # Batch sizes unknown (a dataset, a generator): batches of one size but
+        # perhaps a smaller last one; that last value cannot be exact, so it is left out.
+        return batch_losses(values[:-1], [k + 1 for k in steps[:-1]]).tolist()
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)  # logs the LR this epoch used
         logs = logs if logs is not None else {}
         self._epochs_seen += 1
-        for value in self._epoch_losses():
+        self._last_epoch_losses = self._epoch_losses()
+        for value in self._last_epoch_losses:
             if math.isfinite(value):
                 self._train.append(value)
             else:
                 self._bad = True
         val = logs.get("val_loss")
         if val is not None:
-            val = float(val)
+            val = float(np.float32(val))
             if math.isfinite(val):
                 self._val.append(val)
                 self._has_val = True
@@ -377,7 +483,7 @@ class ARC(LearningRateCallback):
         decision, probs = NO_DECISION, (math.nan,) * 3
         lr = self.get_lr()
         self._lr_left = lr
-        last = self._total_epochs is not None and self._epochs_seen >= self._total_epochs
+        last = self._total_epochs is not None and epoch + 1 >= self._total_epochs
         if self._bad:
             if self._scalable(lr, epoch):
                 decision = LOWER
@@ -385,13 +491,97 @@ class ARC(LearningRateCallback):
             # Start a fresh cycle at the lowered LR; keep earlier finite cycles.
             self._new_cycle()
         elif self._epochs_seen % self._freq == 0:
-            self._cycles.append((self._train, self._val if self._has_val else None, self._cycle_lr))
+            # A finished cycle is kept as the 100 points the window shows (float32,
+            # as backed up): the window is the same whether or not the fit resumed.
+            train = resize_linear(self._train, POINTS_PER_CYCLE).astype(np.float32) if self._train else None
+            self._cycles.append((train, self._val if self._has_val else None, self._cycle_lr))
             self._cycles = self._cycles[-CYCLES:]
             self._new_cycle()
             if not last and self._scalable(lr, epoch):
                 decision, probs = self._decide(epoch)
+        self._save_state()
         logs["arc_decision"] = decision
         logs["arc_p_raise"], logs["arc_p_keep"], logs["arc_p_lower"] = (float(p) for p in probs)
+
+    # -- state carried by BackupAndRestore -----------------------------------
+
+    def _make_state_variables(self, per_epoch):
+        opt = self.model.optimizer
+        capacity = max(1, (self._freq - 1) * per_epoch)
+        self._state_vars = {
+            "meta": _state_variable(opt, "arc_meta", (_META_SIZE,)),
+            "cycles": _state_variable(opt, "arc_cycle_train", (CYCLES, POINTS_PER_CYCLE)),
+            "val": _state_variable(opt, "arc_val", (CYCLES + 1, self._freq)),
+            "train": _state_variable(opt, "arc_train", (capacity,)),
+        }
+
+    def _save_state(self):
+        """Writes ARC's window, cycle position and pending decision to its optimizer variables."""
+        v = self._state_vars
+        meta = np.zeros(_META_SIZE, np.float32)
+        cycles = np.zeros(v["cycles"].shape, np.float32)
+        vals = np.zeros(v["val"].shape, np.float32)
+        train = np.zeros(v["train"].shape, np.float32)
+        meta[[_M_VALID, _M_FREQ, _M_EPOCHS, _M_NCYCLES]] = 1, self._freq, self._epochs_seen, len(self._cycles)
+        for i, (points, val, lr) in enumerate(self._cycles):
+            meta[_M_CYCLE_LR + i] = math.nan if lr is None else lr
+            meta[_M_CYCLE_NVAL + i] = -1 if val is None else len(val)
+            meta[_M_CYCLE_HAS_TRAIN + i] = points is not None
+            if points is not None:
+                cycles[i] = points
+            if val:
+                vals[i, :len(val)] = val
+        kept = self._train[: train.size]
+        train[: len(kept)] = kept
+        vals[CYCLES, : len(self._val)] = self._val
+        meta[_M_LR] = math.nan if self._cycle_lr is None else self._cycle_lr
+        meta[[_M_HAS_VAL, _M_BAD, _M_NTRAIN, _M_NVAL]] = self._has_val, self._bad, len(kept), len(self._val)
+        meta[_M_OVERFLOW], meta[_M_CAPACITY] = len(self._train) > train.size, train.size
+        meta[_M_CHOICE] = -1
+        if self._pending is not None:
+            choice, epoch, probs, reason = self._pending
+            meta[[_M_CHOICE, _M_EPOCH, _M_REASON]] = choice, epoch, _REASONS.index(reason)
+            meta[_M_PROBS:_M_PROBS + 3] = probs
+        for key, value in (("meta", meta), ("cycles", cycles), ("val", vals), ("train", train)):
+            v[key].assign(value)
+
+    def _restore_state(self, epoch):
+        """Takes back the state saved at the end of epoch `epoch - 1`, if the variables hold it."""
+        read = lambda key: np.array(keras.ops.convert_to_numpy(self._state_vars[key].value))  # noqa: E731
+        meta = read("meta")
+        if meta[_M_VALID] != 1 or int(meta[_M_EPOCHS]) != epoch:
+            return False  # nothing saved, or not this epoch's state: start afresh
+        if int(meta[_M_FREQ]) != self._freq or meta[_M_OVERFLOW]:
+            warnings.warn(
+                f"ARC: the fit resumes at epoch {epoch + 1}, but the saved ARC state "
+                + (f"was made with frequency {int(meta[_M_FREQ])}, not {self._freq}"
+                   if int(meta[_M_FREQ]) != self._freq else
+                   f"could not hold its cycle (more than {int(meta[_M_CAPACITY])} batch losses)")
+                + "; ARC starts a new window here. Resume with the same `frequency` and data.",
+                stacklevel=3,
+            )
+            return False
+        cycles, vals, train = read("cycles"), read("val"), read("train")
+        floats = lambda arr: [float(x) for x in arr]  # noqa: E731
+        self._cycles = []
+        for i in range(int(meta[_M_NCYCLES])):
+            n_val, lr = int(meta[_M_CYCLE_NVAL + i]), float(meta[_M_CYCLE_LR + i])
+            self._cycles.append((
+                cycles[i].copy() if meta[_M_CYCLE_HAS_TRAIN + i] else None,
+                None if n_val < 0 else floats(vals[i, :n_val]),
+                None if math.isnan(lr) else lr,
+            ))
+        self._train = floats(train[: int(meta[_M_NTRAIN])])
+        self._val = floats(vals[CYCLES, : int(meta[_M_NVAL])])
+        self._has_val, self._bad = bool(meta[_M_HAS_VAL]), bool(meta[_M_BAD])
+        self._cycle_lr = None if math.isnan(meta[_M_LR]) else float(meta[_M_LR])
+        self._epochs_seen = epoch
+        self._pending = None
+        if meta[_M_CHOICE] >= 0:
+            self._pending = (int(meta[_M_CHOICE]), int(meta[_M_EPOCH]),
+                             tuple(float(p) for p in meta[_M_PROBS:_M_PROBS + 3]),
+                             _REASONS[int(meta[_M_REASON])])
+        return True
 
     # -- decisions -----------------------------------------------------------
 
@@ -413,7 +603,7 @@ class ARC(LearningRateCallback):
     def window(self):
         """The controller input for the cycles seen so far, or None."""
         # A cycle that ran at LR 0 (a warm-up from 0) has no LR ratio to show.
-        cycles = [c for c in self._cycles if len(c[0]) > 0 and c[2] is not None and c[2] > 0]
+        cycles = [c for c in self._cycles if c[0] is not None and c[2] is not None and c[2] > 0]
         if not cycles:
             return None
         vals = [c[1] for c in cycles]

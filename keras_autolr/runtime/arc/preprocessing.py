@@ -17,6 +17,10 @@ of the 300 rows; missing cycles (early in training) are left-padded. Columns:
 This follows the reference implementation (FastEstimator ARC v2.0); its OpenCV
 resizes are re-done here in numpy, with OpenCV's pixel-centre conventions.
 
+Also here, as pure functions of the run's numbers: `batch_losses` (each
+batch's own loss from Keras's running epoch mean) and `auto_frequency` /
+`num_decisions` (ARC's default cycle length and the decisions it gives).
+
 Example:
 
 ```python
@@ -41,6 +45,9 @@ __all__ = [
     "resize_nearest",
     "zscore",
     "build_window",
+    "batch_losses",
+    "auto_frequency",
+    "num_decisions",
 ]
 
 CYCLES = 3
@@ -197,3 +204,117 @@ def build_window(train_losses, val_losses, learning_rates):
     out[:pad, 2] = 1.0
     out[pad:, 2] = np.repeat(lrs / lrs[0], POINTS_PER_CYCLE)
     return out.astype(np.float32)
+
+
+def batch_losses(running_means, samples_seen):
+    """Returns each logged step's own loss from Keras's running epoch mean of the loss.
+
+    Keras logs after step k the mean of the epoch's losses so far, each batch
+    weighted by its number of samples: `mean_k = sum(loss_i * n_i) / sum(n_i)`.
+    Given the samples seen through each logged step, `sum(n_i)`, each step's
+    loss is `(mean_k * seen_k - mean_p * seen_p) / (seen_k - seen_p)` (`p` the
+    previous logged step), exact up to float32 rounding of Keras's sums. With
+    several steps per log (`steps_per_execution`) it is their sample-weighted
+    mean.
+
+    Args:
+        running_means: the logged running means, in step order.
+        samples_seen: the samples seen through each of those steps
+            (increasing), the same length.
+
+    Returns:
+        A float32 numpy array, one loss per logged step.
+
+    Raises:
+        ValueError: the lengths differ or `samples_seen` does not increase.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import batch_losses
+
+    # Batches of 16, 16 and 4 samples with losses 1.0, 0.5, 0.2:
+    means = [1.0, 0.75, (16 * 1.0 + 16 * 0.5 + 4 * 0.2) / 36]
+    print(batch_losses(means, [16, 32, 36]).round(6))  # [1.  0.5 0.2]
+    ```
+    """
+    means = np.asarray(running_means, dtype=np.float64).reshape(-1)
+    seen = np.asarray(samples_seen, dtype=np.float64).reshape(-1)
+    if means.size != seen.size:
+        raise ValueError(
+            f"Got {means.size} running means but {seen.size} sample counts; pass one count per mean."
+        )
+    if means.size == 0:
+        return np.zeros(0, np.float32)
+    prev = np.concatenate([[0.0], seen[:-1]])
+    if np.any(seen - prev <= 0):
+        raise ValueError("samples_seen must increase from one logged step to the next.")
+    totals = means * seen
+    return ((totals - np.concatenate([[0.0], totals[:-1]])) / (seen - prev)).astype(np.float32)
+
+
+# The paper spreads 10 decisions over training (section 5); a cycle of
+# `epochs // 10` epochs keeps its settings (CIFAR-10: 30 epochs every 3; PTB:
+# 98 every 9) but gives up to 18 decisions on short runs, so cycles are
+# lengthened until there are at most MAX_DECISIONS.
+_TARGET_DECISIONS = 10
+_MAX_DECISIONS = 12
+
+
+def auto_frequency(epochs):
+    """Returns ARC's default cycle length in epochs for a fit of `epochs` epochs.
+
+    `max(epochs // 10, (epochs - 1) // 13 + 1)`: the paper's `epochs // 10`
+    (10 cycles; 30 epochs give 3, 98 give 9, `10 n` give `n`), lengthened
+    where that would give more than 12 decisions (14 to 19 epochs: 2 instead
+    of 1; 27 to 29: 3 instead of 2). ARC decides at the end of every cycle but
+    not after the last epoch, so a fit of `epochs` epochs gets exactly
+    `num_decisions(epochs, auto_frequency(epochs)) = (epochs - 1) //
+    auto_frequency(epochs)` decisions. From 10 to 300 epochs that is always
+    between 6 and 12: 6 for 14 epochs, 7 for 15 or 16, 8 for 17, 18 or 27,
+    and 9 to 12 for every other length (9 for 10, 20, 30, ... 300). Below 10
+    epochs it is `epochs - 1` (a decision every epoch).
+
+    Args:
+        epochs: the fit's number of epochs (an int >= 1).
+
+    Returns:
+        The number of epochs per cycle, an int >= 1.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import auto_frequency, num_decisions
+
+    for epochs in (15, 30, 98, 300):
+        f = auto_frequency(epochs)
+        print(epochs, f, num_decisions(epochs, f))  # 15 2 7 / 30 3 9 / 98 9 10 / 300 30 9
+    ```
+    """
+    epochs = int(epochs)
+    return max(1, epochs // _TARGET_DECISIONS, (epochs - 1) // (_MAX_DECISIONS + 1) + 1)
+
+
+def num_decisions(epochs, frequency):
+    """Returns how many decisions ARC makes in a fit of `epochs` epochs, one every `frequency`.
+
+    Decisions are made at the end of every cycle except after the fit's last
+    epoch (there is nothing left to apply them to): `(epochs - 1) // frequency`.
+    A non-finite loss, which lowers the LR and restarts the cycle, changes this.
+
+    Args:
+        epochs: the fit's number of epochs.
+        frequency: epochs per cycle.
+
+    Returns:
+        An int >= 0.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.arc.preprocessing import num_decisions
+
+    print(num_decisions(30, 3), num_decisions(3, 3))  # 9 0
+    ```
+    """
+    return max(0, int(epochs) - 1) // int(frequency)

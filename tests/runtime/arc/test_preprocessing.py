@@ -75,3 +75,38 @@ def test_bad_inputs_raise_clear_errors():
         pp.build_window([], None, [])
     with pytest.raises(ValueError, match="empty"):
         pp.build_window([[]], None, [0.1])
+
+
+def test_auto_frequency_gives_6_to_12_decisions_for_every_run_of_10_to_300_epochs():
+    counts = {e: pp.num_decisions(e, pp.auto_frequency(e)) for e in range(10, 301)}
+    assert all(6 <= n <= 12 for n in counts.values()), {e: n for e, n in counts.items() if not 6 <= n <= 12}
+    # The docstring's exact counts.
+    assert [e for e, n in counts.items() if n < 9] == [14, 15, 16, 17, 18, 27]
+    assert [counts[e] for e in (14, 15, 17)] == [6, 7, 8]
+    assert all(counts[e] == 9 for e in range(10, 301, 10))
+    # Each is a decision at the end of a cycle, before the last epoch.
+    for e in range(10, 301):
+        f = pp.auto_frequency(e)
+        assert counts[e] == len([k for k in range(f, e, f)])
+
+
+def test_auto_frequency_keeps_the_papers_settings():
+    assert pp.auto_frequency(30) == 3  # CIFAR-10: 30 epochs, every 3
+    assert pp.auto_frequency(98) == 9  # PTB: 98 epochs, every 9
+    assert [pp.auto_frequency(10 * n) for n in range(1, 11)] == list(range(1, 11))  # chains: 10 n epochs, every n
+    assert [pp.auto_frequency(e) for e in (1, 5, 9)] == [1, 1, 1]
+    assert pp.num_decisions(1, 1) == 0
+
+
+def test_batch_losses_weight_by_samples():
+    losses = [0.9, 0.6, 0.196]
+    sizes = [32, 32, 7]
+    seen = np.cumsum(sizes)
+    means = np.cumsum(np.multiply(losses, sizes)) / seen
+    np.testing.assert_allclose(pp.batch_losses(means, seen), losses, rtol=1e-6)
+    assert pp.batch_losses(means, seen).dtype == np.float32
+    assert pp.batch_losses([], []).size == 0
+    with pytest.raises(ValueError, match="one count per mean"):
+        pp.batch_losses([1.0, 2.0], [1])
+    with pytest.raises(ValueError, match="increase"):
+        pp.batch_losses([1.0, 2.0], [4, 4])

@@ -1,0 +1,128 @@
+"""ARC with `keras.callbacks.BackupAndRestore`: a resumed fit decides as the uninterrupted one (issue 15).
+
+Backend-neutral (marked `jax`: CI runs it with KERAS_BACKEND=jax too).
+
+ARC keeps its window (the last 3 cycles), its place in the current cycle and
+a decision not yet applied in optimizer variables, which the backup saves with
+the model; a fit resumed from the backup takes them back at its first epoch.
+The controller is a random network, so its probabilities depend on every value
+of the window: equal probabilities mean equal windows.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime.arc import ARC, build_controller
+
+pytestmark = pytest.mark.jax
+
+EPOCHS = 8
+LOGGED = ("learning_rate", "arc_decision", "arc_p_raise", "arc_p_keep", "arc_p_lower", "loss", "val_loss")
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise RuntimeError(f"simulated crash at epoch {self.at}")
+
+
+@pytest.fixture(scope="module")
+def controller():
+    return build_controller(seed=1)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(88, 6)).astype("float32")  # 5 batches of 16, then one of 8
+    return x, np.argmax(x[:, :3], axis=1).astype("int32")
+
+
+def _model(schedule):
+    keras.utils.set_random_seed(11)
+    m = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3)])
+    lr = keras.optimizers.schedules.ExponentialDecay(3e-2, 10, 0.9) if schedule else 3e-2
+    m.compile(keras.optimizers.Adam(lr), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+
+def _fit(model, controller, callbacks, arc_first=True):
+    x, y = _data()
+    arc = ARC(controller, frequency=2)
+    callbacks = [arc] + callbacks if arc_first else callbacks + [arc]
+    hist = model.fit(x, y, batch_size=16, epochs=EPOCHS, validation_split=0.25, shuffle=False,
+                     verbose=0, callbacks=callbacks)
+    return hist, arc
+
+
+def _values(model):
+    # ARC's variables by name: when BackupAndRestore builds the optimizer first, they come later in its list.
+    opt = model.optimizer.variables
+    ordered = model.weights + [v for v in opt if not v.name.startswith("arc_")]
+    ordered += sorted((v for v in opt if v.name.startswith("arc_")), key=lambda v: v.name)
+    return [np.array(keras.ops.convert_to_numpy(v.value)) for v in ordered]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_at,arc_first,schedule", [
+    (3, True, False),   # mid-cycle: the cycle's first epoch is restored
+    (4, False, False),  # at a cycle end: the decision made at epoch 4's end is applied after the resume
+    (5, True, True),    # a scheduled LR (ARC's multiplier)
+])
+def test_resumed_fit_makes_the_same_decisions_as_an_uninterrupted_one(tmp_path, controller, crash_at,
+                                                                      arc_first, schedule):
+    reference = _model(schedule)
+    ref_hist, ref_arc = _fit(reference, controller, [])
+    assert len({d for d in ref_hist.history["arc_decision"] if d >= 0}) >= 1
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit(_model(schedule), controller, [keras.callbacks.BackupAndRestore(backup), _Crash(crash_at)], arc_first)
+    resumed = _model(schedule)  # a new process would build everything again
+    hist, arc = _fit(resumed, controller, [keras.callbacks.BackupAndRestore(backup)], arc_first)
+
+    assert hist.epoch == list(range(crash_at, EPOCHS))
+    for key in LOGGED:
+        assert hist.history[key] == ref_hist.history[key][crash_at:], key
+    # Decisions made before the crash and applied after it are the resumed fit's too.
+    assert arc.decisions == [d for d in ref_arc.decisions if d["epoch"] >= crash_at - 1]
+    assert lr_lib.get_learning_rate(resumed.optimizer) == lr_lib.get_learning_rate(reference.optimizer)
+    np.testing.assert_array_equal(arc.window(), ref_arc.window())
+    # Bit for bit on CPU, TF and JAX, without enable_op_determinism (as MCV's resume test).
+    values, ref_values = _values(resumed), _values(reference)
+    assert len(values) == len(ref_values)
+    for value, ref_value in zip(values, ref_values):
+        np.testing.assert_array_equal(value, ref_value)
+
+
+def test_a_new_fit_of_the_same_model_starts_a_new_window(controller):
+    x, y = _data()
+    model = _model(False)
+    first = ARC(controller, frequency=2)
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[first])
+    n_vars = len(model.optimizer.variables)
+    again = ARC(controller, frequency=2)
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[again])
+    assert len(model.optimizer.variables) == n_vars  # ARC's state variables are reused
+    assert [len(d) for d in (first.decisions, again.decisions)] == [1, 1]
+    assert len(again._cycles) == 2  # its own two cycles, not the first fit's four
+
+
+@pytest.mark.slow
+def test_resuming_with_another_frequency_warns_and_starts_afresh(tmp_path, controller):
+    x, y = _data()
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError):
+        _model(False).fit(x, y, batch_size=16, epochs=EPOCHS, verbose=0,
+                          callbacks=[ARC(controller, frequency=2), keras.callbacks.BackupAndRestore(backup),
+                                     _Crash(3)])
+    arc = ARC(controller, frequency=1)
+    with pytest.warns(UserWarning, match="frequency 2, not 1"):
+        _model(False).fit(x, y, batch_size=16, epochs=EPOCHS, verbose=0,
+                          callbacks=[arc, keras.callbacks.BackupAndRestore(backup)])
+    assert arc.decisions[0]["epoch"] == 3  # a new window from the resumed epoch on
