@@ -7,6 +7,8 @@ estimate, and `keras_autolr.runtime.feature_history.search` plugs it into
 KerasTuner and Optuna (optional extras).
 """
 
+from keras_autolr.runtime.feature_history.estimate import THESIS_FIT
+from keras_autolr.runtime.feature_history.estimate import ClassifierFit
 from keras_autolr.runtime.feature_history.estimate import ProxyEstimate
 from keras_autolr.runtime.feature_history.estimate import estimate_file
 from keras_autolr.runtime.feature_history.estimate import estimate_from_epochs
@@ -19,7 +21,7 @@ from keras_autolr.runtime.feature_history.store import HistoryMismatchError
 from keras_autolr.runtime.feature_history.store import HistoryStore
 
 __all__ = [
-    "FeatureHistory", "ProxyAccuracy", "ProxyEstimate", "HistoryStore", "estimate_file", "estimate_from_epochs",
+    "FeatureHistory", "ProxyAccuracy", "ProxyEstimate", "ClassifierFit", "THESIS_FIT", "HistoryStore", "estimate_file", "estimate_from_epochs",
     "fit_linear_classifier", "ClassifierNotFoundError", "HistoryMismatchError",
     "HistoryLockedError",
 ]

@@ -3,10 +3,15 @@
 For each of the last K recorded epochs a linear classifier, initialised from
 that epoch's classifier weights, is fitted on the epoch's training
 embeddings; the ensemble's mean softmax on the validation embeddings gives
-the proxy accuracy. Defaults are the thesis's appendix A.1: K=10, SGD with
-momentum 0.9, weight decay 5e-4, LR 0.05 decaying linearly to 0, batch 1024,
-5 epochs. The core is plain numpy (a 10-class linear model on a few thousand
-rows takes milliseconds), so it runs the same under every Keras backend.
+the proxy accuracy. The optimizer is the thesis's appendix A.1: K=10, SGD
+with momentum 0.9, weight decay 5e-4, LR 0.05 decaying linearly to 0, batch
+1024. Its length is a `ClassifierFit`: by default 200 SGD steps, enough for
+these small convex fits to converge whatever the number of recorded rows.
+The thesis sized it as 5 epochs of its 40,000 (A.3.1) or 8,000 (A.3.2)
+training features, i.e. 40-200 steps; `THESIS_FIT` is that setting, which on
+a few thousand recorded rows is only a handful of steps and barely moves the
+classifiers. The core is plain numpy, so it runs the same under every Keras
+backend.
 
 Examples: `estimate_file` and `estimate_from_epochs` below; `ProxyAccuracy`
 (`proxy.py`) runs the estimate during `fit`.
@@ -16,17 +21,101 @@ import contextlib
 import dataclasses
 import functools
 import math
+import time
 import warnings
 
 import numpy as np
 
 from keras_autolr.runtime.feature_history.store import HistoryStore
 
-__all__ = ["THESIS_FIT", "ProxyEstimate", "fit_linear_classifier", "estimate_from_epochs", "load_epochs",
-           "estimate_file"]
+__all__ = ["ClassifierFit", "DEFAULT_FIT", "THESIS_FIT", "ProxyEstimate", "fit_linear_classifier",
+           "estimate_from_epochs", "load_epochs", "estimate_file"]
 
-THESIS_FIT = dict(epochs=5, batch_size=1024, learning_rate=0.05, momentum=0.9,
-                  weight_decay=5e-4)
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierFit:
+    """How long and how each proxy linear classifier is fitted (SGD + momentum, linear LR decay).
+
+    The length is given either in optimizer `steps` (the default, 200: the
+    same amount of optimization however many rows were recorded) or in
+    `epochs` over the recorded training rows (the thesis's sizing: see
+    `THESIS_FIT`), never both. An epoch is `ceil(rows / batch_size)` steps,
+    its last batch possibly smaller; a step budget runs whole passes over
+    freshly shuffled rows until it is spent.
+
+    Args:
+        steps: number of SGD steps (default 200 when `epochs` is None).
+        epochs: number of passes over the recorded training rows instead.
+        batch_size: rows per step (thesis: 1024).
+        learning_rate: initial LR, decaying linearly to 0 over all steps
+            (thesis: 0.05).
+        momentum: PyTorch-style momentum (thesis: 0.9).
+        weight_decay: L2 on kernel and bias (thesis: 5e-4).
+
+    Raises:
+        ValueError: both or no positive `steps` / `epochs`.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history import ClassifierFit
+    from keras_autolr.runtime.feature_history.estimate import THESIS_FIT
+
+    print(ClassifierFit().total_steps(2000), THESIS_FIT.total_steps(2000))  # 200 10
+    print(ClassifierFit().passes(2000))  # 100.0: 2 steps (1,024 + 976 rows) per pass over 2,000 rows
+    ```
+    """
+    steps: int = None
+    epochs: int = None
+    batch_size: int = 1024
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    def __post_init__(self):
+        if self.steps is None and self.epochs is None:
+            object.__setattr__(self, "steps", 200)
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError(
+                f"Give the fit's length as steps or as epochs, not both (got steps={self.steps}, "
+                f"epochs={self.epochs}).")
+        length = self.steps if self.steps is not None else self.epochs
+        if int(length) < 0 or int(self.batch_size) < 1:
+            raise ValueError(f"steps/epochs must be >= 0 and batch_size >= 1, got {self}.")
+
+    def total_steps(self, rows):
+        """Number of SGD steps this fit takes on `rows` recorded training rows."""
+        if rows <= 0:
+            return 0
+        if self.steps is not None:
+            return int(self.steps)
+        return int(self.epochs) * math.ceil(rows / int(self.batch_size))
+
+    def passes(self, rows):
+        """Passes over `rows` recorded rows this fit makes (the thesis's "epochs" of A.1)."""
+        if rows <= 0:
+            return 0.0
+        if self.epochs is not None:
+            return float(self.epochs)
+        full, rest = divmod(self.total_steps(rows), math.ceil(rows / int(self.batch_size)))
+        return float(full + min(rest * int(self.batch_size), rows) / rows)
+
+
+# The default: 200 steps at the thesis's batch size and optimizer.
+DEFAULT_FIT = ClassifierFit()
+# The thesis's sizing (A.1: 5 epochs at batch 1024, on all 40,000 or 8,000
+# training features in A.3.1 / A.3.2, hence 40-200 steps there).
+THESIS_FIT = ClassifierFit(epochs=5, batch_size=1024)
+
+
+def _as_fit(fit):
+    if fit is True or fit is None:
+        return DEFAULT_FIT
+    if isinstance(fit, ClassifierFit):
+        return fit
+    raise TypeError(
+        f"fit must be True, False or a ClassifierFit, got {fit!r} (e.g. "
+        "fit=ClassifierFit(steps=500) or fit=THESIS_FIT).")
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,22 +157,19 @@ def _as_labels(y):
 
 
 def fit_linear_classifier(features, labels, kernel=None, bias=None,
-                          num_classes=None, epochs=5, batch_size=1024,
-                          learning_rate=0.05, momentum=0.9,
-                          weight_decay=5e-4, seed=0):
+                          num_classes=None, fit=None, seed=0):
     """Fits softmax regression with SGD + momentum and linear LR decay.
 
     PyTorch-style SGD (`v = mu*v + g + wd*w; w -= lr*v`), weight decay on
-    kernel and bias, LR decaying linearly from `learning_rate` to 0 over all
-    steps (thesis A.1).
+    kernel and bias, LR decaying linearly from `fit.learning_rate` to 0 over
+    all `fit.total_steps(len(features))` steps (thesis A.1).
 
     Args:
         features: (N, D) float array.
         labels: (N,) int labels or (N, C) one-hot.
         kernel, bias: initial weights, shapes (D, C) and (C,). Zeros if None.
         num_classes: needed only when `kernel` is None.
-        epochs, batch_size, learning_rate, momentum, weight_decay: the SGD
-            settings (defaults: thesis A.1).
+        fit: a `ClassifierFit` (None: `DEFAULT_FIT`, 200 steps).
         seed: seed of the batch order.
 
     Returns:
@@ -93,15 +179,16 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
 
     ```python
     import numpy as np
-    from keras_autolr.runtime.feature_history import fit_linear_classifier
+    from keras_autolr.runtime.feature_history import ClassifierFit, fit_linear_classifier
 
     rng = np.random.default_rng(0)
     h = rng.normal(size=(200, 5))
     y = (h[:, 0] > 0).astype(int)
-    w, b = fit_linear_classifier(h, y, num_classes=2, epochs=20, batch_size=32)
+    w, b = fit_linear_classifier(h, y, num_classes=2, fit=ClassifierFit(steps=100, batch_size=32))
     print(np.mean((h @ w + b).argmax(1) == y))  # ~1.0: a linearly separable task
     ```
     """
+    fit = _as_fit(fit)
     h = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
     y = _as_labels(labels)
     n, d = h.shape
@@ -117,18 +204,14 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
             raise ValueError(
                 f"kernel has {w.shape[0]} input rows but features have {d} "
                 "columns: the recorded layer does not feed the classifier.")
-    if n == 0 or epochs <= 0:
+    total = fit.total_steps(n)
+    if total == 0:
         return w, b
     rng = np.random.default_rng(seed)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
-    vw = np.zeros_like(w)
-    vb = np.zeros_like(b)
     onehot = np.eye(w.shape[1])[y]
     with np.errstate(over="ignore", invalid="ignore"), (
             _single_threaded_blas()):
-        w, b = _sgd(h, onehot, w, b, vw, vb, rng, epochs, steps_per_epoch,
-                    total, batch_size, learning_rate, momentum, weight_decay)
+        w, b = _sgd(h, onehot, w, b, rng, total, fit)
     if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
         raise FloatingPointError(
             "The linear classifier diverged (non-finite weights). The "
@@ -136,21 +219,25 @@ def fit_linear_classifier(features, labels, kernel=None, bias=None,
     return w, b
 
 
-def _sgd(h, onehot, w, b, vw, vb, rng, epochs, steps_per_epoch, total,
-         batch_size, learning_rate, momentum, weight_decay):
+def _sgd(h, onehot, w, b, rng, total, fit):
     n = len(h)
+    batch_size = int(fit.batch_size)
+    steps_per_pass = math.ceil(n / batch_size)
+    vw = np.zeros_like(w)
+    vb = np.zeros_like(b)
     step = 0
-    for _ in range(epochs):
+    while step < total:
+        # Whole shuffled passes, as epochs are; a step budget may end one early.
         order = rng.permutation(n)
-        for s in range(steps_per_epoch):
+        for s in range(min(steps_per_pass, total - step)):
             idx = order[s * batch_size:(s + 1) * batch_size]
             hb = h[idx]
             p = _softmax(hb @ w + b) - onehot[idx]
-            gw = hb.T @ p / len(idx) + weight_decay * w
-            gb = p.mean(axis=0) + weight_decay * b
-            lr = learning_rate * (1.0 - step / total)
-            vw = momentum * vw + gw
-            vb = momentum * vb + gb
+            gw = hb.T @ p / len(idx) + fit.weight_decay * w
+            gb = p.mean(axis=0) + fit.weight_decay * b
+            lr = fit.learning_rate * (1.0 - step / total)
+            vw = fit.momentum * vw + gw
+            vb = fit.momentum * vb + gb
             w = w - lr * vw
             b = b - lr * vb
             step += 1
@@ -162,8 +249,9 @@ class ProxyEstimate:
     """Result of one proxy estimate.
 
     Args:
-        accuracy, epochs, k, partial, member_accuracies, original_accuracies:
-            the fields below (the estimate fills them).
+        accuracy, epochs, k, partial, member_accuracies, original_accuracies,
+            fit_steps, fit_passes, seconds, cost_epochs: the fields below
+            (the estimate fills them).
 
     Attributes:
         accuracy: ensemble accuracy on the validation embeddings.
@@ -174,6 +262,14 @@ class ProxyEstimate:
         original_accuracies: accuracy of each epoch's own classifier
             (equals the model's validation accuracy at that epoch); NaN
             where no classifier weights were recorded.
+        fit_steps: SGD steps of all the members' fits together.
+        fit_passes: passes over the recorded training rows of all the
+            members' fits together: the estimate's cost in epochs of the
+            linear fits (thesis: 5 per member, 50 for K=10).
+        seconds: wall time of the estimate.
+        cost_epochs: the estimate's wall time in epochs of the network's
+            own training (the thesis's "0.5 epoch time"); filled by
+            `ProxyAccuracy`, which times the epochs, None elsewhere.
 
     Example:
 
@@ -191,6 +287,10 @@ class ProxyEstimate:
     partial: bool
     member_accuracies: list
     original_accuracies: list
+    fit_steps: int = 0
+    fit_passes: float = 0.0
+    seconds: float = float("nan")
+    cost_epochs: float = None
 
     @property
     def latest_accuracy(self):
@@ -199,8 +299,7 @@ class ProxyEstimate:
             float("nan"))
 
 
-def estimate_from_epochs(records, k=10, fit=True, seed=0, warn=True,
-                         **fit_kwargs):
+def estimate_from_epochs(records, k=10, fit=True, seed=0, warn=True):
     """Ensemble estimate from a list of per-epoch dicts (oldest first).
 
     Each dict holds `val_embeddings`, `val_labels`, `train_embeddings`,
@@ -210,26 +309,29 @@ def estimate_from_epochs(records, k=10, fit=True, seed=0, warn=True,
     Args:
         records: list of per-epoch dicts, oldest first.
         k: window size (thesis: 10).
-        fit: fit each classifier on the training embeddings (thesis); False
-            ensembles the recorded classifiers as they are.
+        fit: how to fit each classifier on the training embeddings: a
+            `ClassifierFit` (`THESIS_FIT` for the thesis's 5 epochs at batch
+            1024), True for `DEFAULT_FIT` (200 steps), or False to ensemble
+            the recorded classifiers as they are.
         seed: seed of the classifier fits.
         warn: warn when fewer than `k` epochs exist (the estimate is partial).
-        **fit_kwargs: overrides of `THESIS_FIT` for `fit_linear_classifier`.
 
     Returns:
-        A `ProxyEstimate`.
+        A `ProxyEstimate` (with its cost: `fit_steps`, `fit_passes`, `seconds`).
 
     Example:
 
     ```python
     import numpy as np
     from keras_autolr.runtime.feature_history import estimate_from_epochs
+    from keras_autolr.runtime.feature_history.estimate import THESIS_FIT
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 100)
     h = rng.normal(size=(100, 3)) + y[:, None]  # class-dependent embeddings
     epoch = {"train_embeddings": h, "train_labels": y, "val_embeddings": h, "val_labels": y}
-    print(estimate_from_epochs([epoch, epoch], k=2).accuracy)  # ~0.76
+    r = estimate_from_epochs([epoch, epoch], k=2)
+    print(r.accuracy, r.fit_steps, estimate_from_epochs([epoch], k=1, fit=THESIS_FIT).fit_steps)  # ~0.83 400 5
     ```
     """
     if k < 1:
@@ -238,11 +340,15 @@ def estimate_from_epochs(records, k=10, fit=True, seed=0, warn=True,
         raise ValueError(
             "No recorded epochs: train with FeatureHistory for at least one "
             "epoch before estimating.")
+    opts = None if fit is False else _as_fit(fit)
+    start = time.perf_counter()
     with _single_threaded_blas():
-        return _estimate(records, k, fit, seed, warn, fit_kwargs)
+        result = _estimate(records, k, opts, seed, warn)
+    result.seconds = time.perf_counter() - start
+    return result
 
 
-def _estimate(records, k, fit, seed, warn, fit_kwargs):
+def _estimate(records, k, fit, seed, warn):
     window = list(records)[-k:]
     partial = len(window) < k
     if partial and warn:
@@ -250,11 +356,10 @@ def _estimate(records, k, fit, seed, warn, fit_kwargs):
             f"Only {len(window)} recorded epoch(s), fewer than k={k}: the "
             "proxy estimate uses what exists (flagged partial).",
             stacklevel=3)
-    opts = dict(THESIS_FIT)
-    opts.update(fit_kwargs)
     y_val = _as_labels(window[-1]["val_labels"])
     probs = None
     members, originals, used = [], [], []
+    steps, passes = 0, 0.0
     for i, rec in enumerate(window):
         h_val = np.asarray(rec["val_embeddings"], dtype=np.float64)
         h_val = h_val.reshape(len(h_val), -1)
@@ -265,12 +370,15 @@ def _estimate(records, k, fit, seed, warn, fit_kwargs):
             originals.append(float(np.mean(z0.argmax(1) == y_val)))
         else:
             originals.append(float("nan"))
-        if fit:
+        if fit is not None:
             num_classes = None if w0 is not None else int(
                 max(_as_labels(rec["train_labels"]).max(), y_val.max()) + 1)
             w, b = fit_linear_classifier(
                 rec["train_embeddings"], rec["train_labels"], w0, b0,
-                num_classes=num_classes, seed=seed + i, **opts)
+                num_classes=num_classes, fit=fit, seed=seed + i)
+            rows = len(rec["train_labels"])
+            steps += fit.total_steps(rows)
+            passes += fit.passes(rows)
         elif w0 is not None:
             w, b = np.asarray(w0, np.float64), np.asarray(
                 b0 if b0 is not None else 0.0, np.float64)
@@ -283,7 +391,8 @@ def _estimate(records, k, fit, seed, warn, fit_kwargs):
     accuracy = float(np.mean(probs.argmax(1) == y_val))
     return ProxyEstimate(accuracy=accuracy, epochs=used, k=int(k),
                          partial=partial, member_accuracies=members,
-                         original_accuracies=originals)
+                         original_accuracies=originals, fit_steps=int(steps),
+                         fit_passes=float(passes))
 
 
 def load_epochs(path, upto_epoch=None, k=10):
@@ -328,8 +437,7 @@ def load_epochs(path, upto_epoch=None, k=10):
     return records
 
 
-def estimate_file(path, k=10, upto_epoch=None, fit=True, seed=0, warn=True,
-                  **fit_kwargs):
+def estimate_file(path, k=10, upto_epoch=None, fit=True, seed=0, warn=True):
     """Proxy estimate from a finished (or partial) HDF5 feature history.
 
     Args:
@@ -337,7 +445,8 @@ def estimate_file(path, k=10, upto_epoch=None, fit=True, seed=0, warn=True,
         k: number of most recent epochs to ensemble.
         upto_epoch: use only epochs <= this one (to ask "what would the
             estimate have been at epoch e"). None: all.
-        fit, seed, warn, **fit_kwargs: as for `estimate_from_epochs`.
+        fit, seed, warn: as for `estimate_from_epochs` (`fit`: a
+            `ClassifierFit`, True for the default 200 steps, False for none).
 
     Returns:
         A `ProxyEstimate`.
@@ -365,5 +474,4 @@ def estimate_file(path, k=10, upto_epoch=None, fit=True, seed=0, warn=True,
     if not records:
         raise ValueError(
             f"{path!r} holds no epochs <= {upto_epoch}: nothing to estimate.")
-    return estimate_from_epochs(records, k=k, fit=fit, seed=seed, warn=warn,
-                                **fit_kwargs)
+    return estimate_from_epochs(records, k=k, fit=fit, seed=seed, warn=warn)

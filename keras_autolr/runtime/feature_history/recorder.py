@@ -12,16 +12,23 @@ Example: `FeatureHistory` below.
 import collections
 import copy
 import hashlib
+import itertools
 import json
+import math
+import os
+import shutil
 import warnings
 
 import keras
 import numpy as np
 
+from keras_autolr.runtime.feature_history.store import HistoryLockedError
+from keras_autolr.runtime.feature_history.store import HistoryMismatchError
 from keras_autolr.runtime.feature_history.store import HistoryStore
+from keras_autolr.runtime.feature_history.store import epoch_dir
 
 __all__ = ["FeatureHistory", "ClassifierNotFoundError", "find_classifier", "model_fingerprint",
-           "build_feature_extractor"]
+           "build_feature_extractor", "split_like_keras", "copy_path"]
 
 # Layers without weights that may sit between the classifier and the output.
 _PASS_THROUGH = ("Activation", "Softmax", "Dropout", "ReLU", "Identity",
@@ -38,6 +45,64 @@ def _labels(y):
     if y.ndim == 2 and y.shape[1] > 1:
         return y.argmax(axis=1).astype(np.int32)
     return y.reshape(-1).astype(np.int32)
+
+
+def split_like_keras(data, validation_split):
+    """Splits `(x, y)` as `model.fit(x, y, validation_split=...)` does: the last fraction, unshuffled.
+
+    Keras takes the validation rows from the end of the arrays, before any
+    shuffling: `split_at = floor(n * (1 - validation_split))`.
+
+    Args:
+        data: `(x, y)` arrays, as given to `fit`.
+        validation_split: the fraction given to `fit`, in (0, 1).
+
+    Returns:
+        `((x_train, y_train), (x_val, y_val))`.
+
+    Raises:
+        ValueError: the fraction is outside (0, 1) or leaves one side empty.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.runtime.feature_history.recorder import split_like_keras
+
+    (xt, yt), (xv, yv) = split_like_keras((np.arange(10), np.arange(10)), 0.25)
+    print(xt, xv)  # [0 1 2 3 4 5 6 7] [8 9]
+    ```
+    """
+    x, y = data
+    if not 0 < float(validation_split) < 1:
+        raise ValueError(
+            f"validation_split must be in (0, 1), got {validation_split}.")
+    n = len(x)
+    split_at = int(math.floor(n * (1.0 - float(validation_split))))
+    if split_at in (0, n):
+        raise ValueError(
+            f"{n} rows cannot be split with validation_split={validation_split}: "
+            "one side would be empty.")
+    return (x[:split_at], y[:split_at]), (x[split_at:], y[split_at:])
+
+
+def copy_path(template, index):
+    """The history path of copy number `index` of a recorder writing `template`.
+
+    Args:
+        template: the recorder's `filepath`.
+        index: the copy's number.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.feature_history.recorder import copy_path
+
+    print(copy_path("runs/run.h5", 3))  # runs/run.003.h5
+    ```
+    """
+    root, ext = os.path.splitext(os.fspath(template))
+    return f"{root}.{int(index):03d}{ext}"
 
 
 def find_classifier(model):
@@ -179,6 +244,13 @@ def build_feature_extractor(model, layer=None):
     return extractor, classifier, name
 
 
+def _classifier_accuracy(record):
+    z = record["val_embeddings"] @ record["kernel"]
+    if record.get("bias") is not None:
+        z = z + record["bias"]
+    return float(np.mean(z.argmax(axis=1) == record["val_labels"]))
+
+
 class FeatureHistory(keras.callbacks.Callback):
     """Records the feature history of a classifier, one HDF5 entry per epoch.
 
@@ -205,15 +277,40 @@ class FeatureHistory(keras.callbacks.Callback):
     `RuntimeError`) if another process is writing the same path;
     `on_train_end` releases it.
 
+    Handed to a search engine: KerasTuner deep-copies the callbacks of each
+    trial (and each execution). A copy writes its own history,
+    `copy_path(filepath, n)` (`run.000.h5`, `run.001.h5`, ...: the first
+    number that no copy of this recorder has taken and, unless `overwrite`,
+    that holds no history on disk), so trials of different architectures
+    never meet in one file; `trial_paths` lists them in the order the trials
+    started (shared by the recorder and all its copies) and
+    `delete_trial_histories()` removes them.
+
+    The validation set must be the one `fit` validates on, or the proxy and
+    Keras's `val_accuracy` describe different data: pass the `validation_data`
+    given to `fit`, or, when `fit` gets `validation_split`, the same
+    `validation_split` here together with the full `(x, y)` given to `fit`
+    (the recorder then splits it as Keras does: `split_like_keras`). If the
+    recorded classifier's accuracy on the recorder's validation set differs
+    from the `val_accuracy` Keras logs, a warning says so.
+
     Args:
         filepath: index file of the history (e.g. `"run.h5"`); epoch files go
             to `filepath + ".epochs/"`.
-        train_data: `(x, y)` numpy arrays of the training set.
-        validation_data: `(x, y)` numpy arrays of the validation set.
+        train_data: `(x, y)` numpy arrays of the training set (with
+            `validation_split`: the arrays given to `fit`, validation rows
+            included).
+        validation_data: `(x, y)` numpy arrays of the validation set, the
+            ones given to `fit(validation_data=...)`.
         layer: name of the layer to record; default the input of the final
             Dense classifier.
         train_samples: number of training rows recorded each epoch (the same
-            rows every epoch), or a float in (0, 1] for a fraction.
+            rows every epoch), a float in (0, 1] for a fraction, or None
+            (default) for all of them, as the thesis does (A.3: 40,000 and
+            8,000 rows). Each epoch stores rows x embedding width x 4 bytes
+            (2 with `dtype="float16"`) on disk, and `keep_in_memory` epochs
+            of it in RAM; a subsample of a few thousand rows is enough for
+            the proxy when that is too much.
         dtype: `"float32"` or `"float16"` for stored embeddings.
         chunk_rows: HDF5 chunk height of embedding arrays.
         compression: `None` or an h5py filter (`"gzip"`, `"lzf"`).
@@ -231,6 +328,11 @@ class FeatureHistory(keras.callbacks.Callback):
         keep_in_memory: number of recent epochs kept in RAM for
             `ProxyAccuracy` (avoids re-reading the file).
         seed: seed of the training subsample.
+        validation_split: the `validation_split` given to `fit`, instead of
+            `validation_data`.
+        file_per_copy: a deep copy (a search engine's trial) writes its own
+            history (see above). False: copies write `filepath` too (for
+            engines that make one recorder, with its own path, per trial).
 
     Example:
 
@@ -250,12 +352,24 @@ class FeatureHistory(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, filepath, train_data, validation_data, layer=None,
-                 train_samples=4096, dtype="float32", chunk_rows=1024,
+    def __init__(self, filepath, train_data, validation_data=None, layer=None,
+                 train_samples=None, dtype="float32", chunk_rows=1024,
                  compression=None, batch_size=1024, every=1,
                  on_error="continue", log_val_metrics=False, overwrite=False,
-                 keep_in_memory=10, seed=0):
+                 keep_in_memory=10, seed=0, validation_split=None,
+                 file_per_copy=True):
         super().__init__()
+        if (validation_data is None) == (validation_split is None):
+            raise ValueError(
+                "FeatureHistory needs the validation set fit validates on: "
+                "validation_data=(x_val, y_val), the arrays given to "
+                "fit(validation_data=...), or validation_split=<the fraction "
+                "given to fit(validation_split=...)> with train_data=(x, y) as "
+                "given to fit" + ("" if validation_data is None else ", not both") + ".")
+        if validation_split is not None:
+            if not (isinstance(train_data, (tuple, list)) and len(train_data) == 2):
+                raise TypeError("train_data must be a tuple (x, y) of numpy arrays.")
+            train_data, validation_data = split_like_keras(train_data, validation_split)
         if on_error not in ("continue", "stop"):
             raise ValueError(
                 f"on_error must be 'continue' or 'stop', got {on_error!r}.")
@@ -289,6 +403,12 @@ class FeatureHistory(keras.callbacks.Callback):
         self.overwrite = bool(overwrite)
         self.keep_in_memory = int(keep_in_memory)
         self.seed = int(seed)
+        self.validation_split = validation_split
+        self.file_per_copy = bool(file_per_copy)
+        self.trial_paths = []
+        self._template = self.filepath
+        self._needs_own_file = False
+        self._warned_val_mismatch = False
         self.store = None
         self.failed_epochs = []
         self.recent = collections.deque(maxlen=max(1, self.keep_in_memory))
@@ -302,17 +422,60 @@ class FeatureHistory(keras.callbacks.Callback):
         # (a store holds this process's lock on the file).
         new = self.__class__.__new__(self.__class__)
         memo[id(self)] = new
-        shared = ("train_data", "validation_data", "_x_all")
+        # trial_paths is shared so that the original lists every copy's file.
+        shared = ("train_data", "validation_data", "_x_all", "trial_paths")
         for key, value in self.__dict__.items():
             if key == "store":
                 new.__dict__[key] = None
             else:
                 new.__dict__[key] = value if key in shared else copy.deepcopy(value, memo)
+        if self.file_per_copy:
+            new._needs_own_file = True
+            new._fits = 0
         return new
+
+    def _open_own_file(self, fingerprint, metadata, **store_kwargs):
+        """Opens the first free `copy_path(template, n)` (see the class docstring)."""
+        metadata = dict(metadata, copy_of=self._template)
+        for n in itertools.count():
+            path = copy_path(self._template, n)
+            if path in self.trial_paths:
+                continue
+            if not self.overwrite and (os.path.exists(path) or os.path.isdir(epoch_dir(path))):
+                continue
+            try:
+                store = HistoryStore(path, fingerprint=fingerprint, metadata=dict(metadata, copy=n),
+                                     overwrite=self.overwrite, **store_kwargs)
+            except (HistoryLockedError, HistoryMismatchError):
+                continue  # another process took it meanwhile
+            if store.epochs() and not self.overwrite:
+                store.close()  # written by another process meanwhile
+                continue
+            self.filepath = path
+            self.trial_paths.append(path)
+            return store
+
+    def delete_trial_histories(self):
+        """Deletes the histories the copies of this recorder wrote (`trial_paths`); returns their paths.
+
+        Call it once the search no longer needs them (the proxy estimates
+        already logged keep their values).
+        """
+        deleted = []
+        while self.trial_paths:
+            path = self.trial_paths.pop(0)
+            shutil.rmtree(epoch_dir(path), ignore_errors=True)
+            for name in (path, os.path.abspath(path) + ".lock"):
+                if os.path.exists(name):
+                    os.remove(name)
+            deleted.append(path)
+        return deleted
 
     # -- setup -------------------------------------------------------------
     def _subsample(self, n):
         count = self.train_samples
+        if count is None:
+            return np.arange(n)
         if isinstance(count, float):
             if not 0 < count <= 1:
                 raise ValueError(
@@ -339,12 +502,17 @@ class FeatureHistory(keras.callbacks.Callback):
         if self.store is not None:
             self.store.close()  # left open by a fit that raised
             self.store = None
-        # Raises HistoryLockedError (another process writes the file) or
-        # HistoryMismatchError (a file from another model).
-        self.store = HistoryStore(
-            self.filepath, fingerprint=fingerprint, metadata=metadata,
-            dtype=self.dtype, chunk_rows=self.chunk_rows,
-            compression=self.compression, overwrite=self.overwrite)
+        store_kwargs = dict(dtype=self.dtype, chunk_rows=self.chunk_rows,
+                            compression=self.compression)
+        if self._needs_own_file:
+            self.store = self._open_own_file(fingerprint, metadata, **store_kwargs)
+            self._needs_own_file = False
+        else:
+            # Raises HistoryLockedError (another process writes the file) or
+            # HistoryMismatchError (a file from another model).
+            self.store = HistoryStore(
+                self.filepath, fingerprint=fingerprint, metadata=metadata,
+                overwrite=self.overwrite, **store_kwargs)
         # A second fit() on the same callback continues the same file.
         self.overwrite = False
         self._fits += 1
@@ -434,17 +602,30 @@ class FeatureHistory(keras.callbacks.Callback):
         if (epoch + self.epoch_offset + 1) % self.every:
             return
         record = self.record(epoch, logs)
-        if (self.log_val_metrics and logs is not None
-                and "val_accuracy" not in logs and "kernel" in record):
-            z = record["val_embeddings"] @ record["kernel"]
-            if record.get("bias") is not None:
-                z = z + record["bias"]
-            logs["val_accuracy"] = float(
-                np.mean(z.argmax(axis=1) == self._y_val))
+        if "kernel" not in record or logs is None:
+            return
+        own = _classifier_accuracy(record)
+        if "val_accuracy" in logs and np.shape(record["kernel"])[-1] > 1:
+            self._check_same_validation_set(float(logs["val_accuracy"]), own)
+        elif self.log_val_metrics:
+            logs["val_accuracy"] = own
+
+    def _check_same_validation_set(self, keras_accuracy, own):
+        # Same weights, same rows: the two agree up to rounding at argmax ties.
+        tolerance = 0.01 + 2.0 / max(len(self._y_val), 1)
+        if self._warned_val_mismatch or abs(keras_accuracy - own) <= tolerance:
+            return
+        self._warned_val_mismatch = True
+        warnings.warn(
+            f"Keras's val_accuracy ({keras_accuracy:.4f}) differs from the recorded classifier's "
+            f"accuracy on FeatureHistory's validation set ({own:.4f}): the proxy is estimated on "
+            "other data than fit validates on. Give FeatureHistory the validation_data passed to "
+            "fit, or, with fit(validation_split=v), FeatureHistory(path, (x, y), "
+            "validation_split=v) with the same x, y.", stacklevel=2)
 
     def get_config(self):
         return {
-            "filepath": self.filepath, "layer": self.layer,
+            "filepath": self._template, "layer": self.layer,
             "train_samples": self.train_samples, "dtype": self.dtype,
             "chunk_rows": self.chunk_rows, "compression": self.compression,
             "batch_size": self.batch_size, "every": self.every,
@@ -452,4 +633,6 @@ class FeatureHistory(keras.callbacks.Callback):
             "log_val_metrics": self.log_val_metrics,
             "overwrite": self.overwrite,
             "keep_in_memory": self.keep_in_memory, "seed": self.seed,
+            "validation_split": self.validation_split,
+            "file_per_copy": self.file_per_copy,
         }

@@ -33,7 +33,7 @@ def _loss(h, y, w, b):
 def test_fit_reduces_loss_and_classifies_separable_data():
     h, y = _blobs(2000, 0, noise=0.5)
     w0, b0 = np.zeros((8, 3)), np.zeros(3)
-    w, b = est.fit_linear_classifier(h, y, w0, b0)
+    w, b = est.fit_linear_classifier(h, y, w0, b0, fit=est.THESIS_FIT)
     assert _loss(h, y, w, b) < 0.5 * _loss(h, y, w0, b0)
     hv, yv = _blobs(500, 1, noise=0.5)
     assert np.mean((hv @ w + b).argmax(1) == yv) > 0.95
@@ -43,41 +43,109 @@ def test_fit_starts_from_given_weights():
     h, y = _blobs(100, 0)
     w0 = np.random.default_rng(0).normal(size=(8, 3))
     b0 = np.ones(3)
-    w, b = est.fit_linear_classifier(h, y, w0, b0, epochs=0)
+    w, b = est.fit_linear_classifier(h, y, w0, b0, fit=est.ClassifierFit(steps=0))
     np.testing.assert_array_equal(w, w0)
     np.testing.assert_array_equal(b, b0)
     # One tiny step moves only slightly away from the initialisation.
-    w1, _ = est.fit_linear_classifier(h, y, w0, b0, epochs=1,
-                                      learning_rate=1e-4)
+    w1, _ = est.fit_linear_classifier(h, y, w0, b0, fit=est.ClassifierFit(epochs=1, learning_rate=1e-4))
     assert 0 < np.abs(w1 - w0).max() < 1e-2
 
 
-def test_linear_decay_matches_hand_computed_single_batch_steps():
-    # Full-batch, 2 steps: lr_0 = 0.05, lr_1 = 0.025 (decay to 0 at step 2).
-    h, y = _blobs(10, 0, dim=2, classes=2,
-                  centers=np.array([[1.0, 0.0], [0.0, 1.0]]))
-    w, b = np.zeros((2, 2)), np.zeros(2)
+def _hand_sgd(h, y, steps, lr0=0.05):
+    """Full-batch SGD + momentum 0.9, wd 5e-4, LR decaying linearly to 0 over `steps`."""
+    w, b = np.zeros((h.shape[1], 2)), np.zeros(2)
     vw, vb = np.zeros_like(w), np.zeros_like(b)
     onehot = np.eye(2)[y]
-    for lr in (0.05, 0.025):
+    for step in range(steps):
+        lr = lr0 * (1 - step / steps)
         z = h @ w + b
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         g = p - onehot
-        vw = 0.9 * vw + h.T @ g / 10 + 5e-4 * w
+        vw = 0.9 * vw + h.T @ g / len(h) + 5e-4 * w
         vb = 0.9 * vb + g.mean(0) + 5e-4 * b
         w, b = w - lr * vw, b - lr * vb
+    return w, b
+
+
+def _two_blobs(n=10):
+    return _blobs(n, 0, dim=2, classes=2, centers=np.array([[1.0, 0.0], [0.0, 1.0]]))
+
+
+def test_linear_decay_matches_hand_computed_single_batch_steps():
+    # Full-batch, 2 steps: lr_0 = 0.05, lr_1 = 0.025 (decay to 0 at step 2).
+    h, y = _two_blobs()
+    w, b = _hand_sgd(h, y, 2)
     w2, b2 = est.fit_linear_classifier(h, y, np.zeros((2, 2)), np.zeros(2),
-                                       epochs=2, batch_size=1024)
+                                       fit=est.ClassifierFit(epochs=2, batch_size=1024))
     np.testing.assert_allclose(w2, w, rtol=1e-10)
     np.testing.assert_allclose(b2, b, rtol=1e-10)
+
+
+@pytest.mark.jax
+def test_default_fit_takes_200_steps():
+    # 10 rows < batch 1024: one full-batch step per pass, so the default is
+    # exactly 200 hand-computed steps (the LR decays over 200, not 199 or 201).
+    h, y = _two_blobs()
+    assert est.DEFAULT_FIT.total_steps(len(h)) == 200
+    w, b = est.fit_linear_classifier(h, y, np.zeros((2, 2)), np.zeros(2))
+    for steps, close in ((200, True), (199, False), (201, False)):
+        hw, hb = _hand_sgd(h, y, steps)
+        assert np.allclose(w, hw, rtol=1e-10, atol=0) == close, steps
+    np.testing.assert_allclose(b, _hand_sgd(h, y, 200)[1], rtol=1e-10)
+
+
+@pytest.mark.jax
+def test_step_budget_runs_whole_passes_then_a_partial_one():
+    # 2,500 rows at batch 1024: 3 steps per pass; 200 steps = 66 passes + 2 steps.
+    fit = est.ClassifierFit(steps=200)
+    assert fit.total_steps(2500) == 200
+    assert fit.passes(2500) == pytest.approx(66 + 2048 / 2500)
+    assert est.THESIS_FIT.total_steps(2500) == 15 and est.THESIS_FIT.passes(2500) == 5.0
+    assert est.THESIS_FIT.total_steps(40000) == 200  # the thesis's A.3.1 set: 5 x 40 steps
+    assert est.THESIS_FIT.total_steps(8000) == 40  # A.3.2
+
+
+@pytest.mark.jax
+def test_classifier_fit_takes_steps_or_epochs_not_both():
+    assert est.ClassifierFit().steps == 200 and est.ClassifierFit().epochs is None
+    assert est.ClassifierFit(epochs=5).steps is None
+    with pytest.raises(ValueError, match="not both"):
+        est.ClassifierFit(steps=10, epochs=5)
+    with pytest.raises(TypeError, match="ClassifierFit"):
+        est.estimate_from_epochs([_record(0, 1.0, 0)], k=1, fit="thesis")
+
+
+@pytest.mark.jax
+def test_default_fit_moves_the_classifier_further_than_the_thesis_sizing():
+    # 1,024 recorded rows: the thesis's 5 epochs at batch 1024 are 5 steps.
+    h, y = _blobs(1024, 0, noise=2.0)
+    w0 = np.random.default_rng(1).normal(size=(8, 3))
+    b0 = np.zeros(3)
+    wt, bt = est.fit_linear_classifier(h, y, w0, b0, fit=est.THESIS_FIT)
+    wd, bd = est.fit_linear_classifier(h, y, w0, b0)
+    assert np.linalg.norm(wd - w0) > 3 * np.linalg.norm(wt - w0)
+    assert _loss(h, y, wd, bd) < _loss(h, y, wt, bt) < _loss(h, y, w0, b0)
+
+
+@pytest.mark.jax
+def test_estimate_reports_its_cost():
+    recs = [_record(e, noise=2.0, seed=e) for e in range(3)]  # 600 rows each
+    r = est.estimate_from_epochs(recs, k=3)
+    assert r.fit_steps == 3 * 200
+    assert r.fit_passes == pytest.approx(3 * est.DEFAULT_FIT.passes(600))
+    assert r.seconds > 0 and r.cost_epochs is None
+    t = est.estimate_from_epochs(recs, k=3, fit=est.THESIS_FIT)
+    assert (t.fit_steps, t.fit_passes) == (15, 15.0)
+    none = est.estimate_from_epochs([dict(rec, kernel=np.zeros((8, 3))) for rec in recs], k=3, fit=False)
+    assert (none.fit_steps, none.fit_passes) == (0, 0.0)
 
 
 def test_divergence_raises_clear_error():
     h, y = _blobs(100, 0)
     with pytest.raises(FloatingPointError, match="learning_rate"):
         est.fit_linear_classifier(h * 1e100, y, np.zeros((8, 3)),
-                                  np.zeros(3), learning_rate=1e200)
+                                  np.zeros(3), fit=est.ClassifierFit(learning_rate=1e200))
 
 
 def test_kernel_shape_mismatch_is_explained():

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import h5py
 import keras
@@ -338,3 +339,59 @@ def test_second_process_is_refused_at_train_begin(tmp_path, digits):
     # Once the other process is done, the same callback records (continuing after epoch 1).
     model.fit(xt, yt, epochs=3, initial_epoch=2, callbacks=[rec], verbose=0)
     assert HistoryStore(path).epochs() == [0, 1, 2]
+
+
+def test_train_samples_default_records_every_training_row(tmp_path, digits):
+    xt, yt, xv, yv = digits
+    rec = FeatureHistory(tmp_path / "r.h5", (xt, yt), (xv, yv))
+    make_mlp(width=8).fit(xt, yt, epochs=1, batch_size=256, callbacks=[rec], verbose=0)
+    np.testing.assert_array_equal(rec.store.read_epoch(0)["train_labels"], yt)
+
+
+@pytest.mark.jax
+def test_split_like_keras_takes_the_last_rows_unshuffled():
+    x, y = np.arange(10), np.arange(10) * 2
+    (xt, yt), (xv, yv) = recorder_lib.split_like_keras((x, y), 0.25)
+    np.testing.assert_array_equal(xt, np.arange(7))  # floor(10 * 0.75) = 7 rows train
+    np.testing.assert_array_equal(yv, y[7:])
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        recorder_lib.split_like_keras((x, y), 1.0)
+    with pytest.raises(ValueError, match="empty"):
+        recorder_lib.split_like_keras((x[:1], y[:1]), 0.5)
+
+
+@pytest.mark.jax
+def test_validation_split_records_the_rows_keras_validates_on(tmp_path, digits):
+    xt, yt, _, _ = digits
+    keras.utils.set_random_seed(0)
+    model = make_mlp(width=16)
+    rec = FeatureHistory(tmp_path / "r.h5", (xt, yt), validation_split=0.2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*differs from the recorded")  # the check stays quiet
+        hist = model.fit(xt, yt, epochs=2, batch_size=128, validation_split=0.2, callbacks=[rec], verbose=0)
+    split_at = int(np.floor(len(xt) * 0.8))
+    last = rec.store.read_epoch(1)
+    np.testing.assert_array_equal(last["val_labels"], yt[split_at:])
+    np.testing.assert_array_equal(last["train_labels"], yt[:split_at])  # no validation row among them
+    z = last["val_embeddings"] @ last["kernel"] + last["bias"]
+    assert np.mean(z.argmax(1) == yt[split_at:]) == pytest.approx(hist.history["val_accuracy"][-1], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_other_validation_set_than_fits_is_reported(tmp_path, digits):
+    xt, yt, xv, yv = digits
+    keras.utils.set_random_seed(0)
+    model = make_mlp(width=16)
+    wrong = (xv, np.roll(yv, 1))  # labels that the classifier cannot match
+    rec = FeatureHistory(tmp_path / "r.h5", (xt, yt), wrong)
+    with pytest.warns(UserWarning, match="validation_split=v"):
+        model.fit(xt, yt, epochs=1, batch_size=128, validation_split=0.2, callbacks=[rec], verbose=0)
+
+
+@pytest.mark.jax
+def test_validation_set_is_required_once():
+    x, y = np.zeros((10, 4)), np.zeros(10)
+    with pytest.raises(ValueError, match="validation_split=<the fraction"):
+        FeatureHistory("r.h5", (x, y))
+    with pytest.raises(ValueError, match="not both"):
+        FeatureHistory("r.h5", (x, y), (x, y), validation_split=0.2)

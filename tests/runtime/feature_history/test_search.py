@@ -189,3 +189,164 @@ def test_optuna_two_workers_share_a_journal(tmp_path):
         if t.state.name == "COMPLETE":
             assert t.value == pytest.approx(
                 t.intermediate_values[max(t.intermediate_values)])
+
+
+@pytest.mark.slow
+def test_plain_kerastuner_with_one_recorder_writes_a_file_per_trial(tmp_path, digits):
+    kt = pytest.importorskip("keras_tuner")
+    from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy
+
+    xt, yt, xv, yv = digits
+
+    def build(hp):  # the two trials differ in architecture
+        return make_mlp(width=hp.Choice("width", [4, 16]))
+
+    recorder = FeatureHistory(str(tmp_path / "fh" / "run.h5"), (xt, yt), (xv, yv), train_samples=256)
+    tuner = kt.RandomSearch(build, objective=search.proxy_objective(), max_trials=2, seed=0,
+                            directory=str(tmp_path), project_name="plain")
+    tuner._configure_tensorboard_dir = lambda *a, **k: None  # KerasTuner imports tensorboard otherwise
+    tuner.search(xt, yt, epochs=2, validation_data=(xv, yv), verbose=0,
+                 callbacks=[recorder, ProxyAccuracy(recorder, k=2)])
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    assert [t.status for t in trials] == ["COMPLETED"] * 2
+    paths = list(recorder.trial_paths)
+    assert paths == [str(tmp_path / "fh" / "run.000.h5"), str(tmp_path / "fh" / "run.001.h5")]
+    stores = [HistoryStore(p) for p in paths]
+    assert stores[0].fingerprint != stores[1].fingerprint
+    for trial, path, store in zip(trials, paths, stores):
+        assert store.epochs() == [0, 1]
+        assert store.read_epoch(1)["val_embeddings"].shape[1] == trial.hyperparameters.values["width"]
+        best = max(estimate_file(path, k=2, upto_epoch=e, warn=False).accuracy for e in (0, 1))
+        assert trial.score == pytest.approx(best, abs=1e-6)
+    assert not os.path.exists(tmp_path / "fh" / "run.h5")  # the original itself never trained
+    assert recorder.delete_trial_histories() == paths
+    assert recorder.trial_paths == [] and sorted(os.listdir(tmp_path / "fh")) == []
+
+
+@pytest.mark.slow
+def test_copies_of_a_recorder_take_the_next_free_file(tmp_path):
+    import copy
+
+    from keras_autolr.runtime.feature_history import FeatureHistory
+
+    x, y = np.random.default_rng(0).normal(size=(40, 64)).astype("float32"), np.arange(40) % 10
+    HistoryStore(tmp_path / "run.000.h5", fingerprint="old").write_epoch(0, {"val_labels": y})
+    recorder = FeatureHistory(tmp_path / "run.h5", (x, y), (x, y))
+    for width in (4, 8):
+        make_mlp(width=width).fit(x, y, epochs=1, verbose=0, callbacks=[copy.deepcopy(recorder)])
+    # run.000.h5 holds an older history: kept, skipped.
+    assert [os.path.basename(p) for p in recorder.trial_paths] == ["run.001.h5", "run.002.h5"]
+    assert HistoryStore(tmp_path / "run.000.h5").fingerprint == "old"
+    same = FeatureHistory(tmp_path / "same.h5", (x, y), (x, y), file_per_copy=False)
+    make_mlp().fit(x, y, epochs=1, verbose=0, callbacks=[copy.deepcopy(same)])
+    assert same.trial_paths == [] and HistoryStore(tmp_path / "same.h5").epochs() == [0]
+
+
+@pytest.mark.jax
+def test_fit_data_follows_fits_validation_split():
+    x, y = np.arange(10), np.arange(10)
+    train, val, split = search._fit_data((x, y), {"validation_split": 0.2})
+    assert val is None and split == 0.2 and train[0] is x
+    # validation_data wins, as in Keras.
+    assert search._fit_data((x, y), {"validation_split": 0.2, "validation_data": (x, y)})[2] is None
+
+
+@pytest.mark.jax
+def test_should_prune_is_the_percentile_rule():
+    assert search.should_prune(0.5, [0.6, 0.7, 0.8])
+    assert not search.should_prune(0.7, [0.6, 0.7, 0.8])  # at the median: kept
+    assert not search.should_prune(0.1, [0.6, 0.7], min_trials=3)  # too few trials yet
+    assert not search.should_prune(0.75, [0.6, 0.7, 0.8, 0.9], percentile=75)  # keeps the top 75%
+    assert search.should_prune(0.65, [0.6, 0.7, 0.8, 0.9], percentile=75)
+    assert search.should_prune(2.0, [1.0, 1.5, 1.8], direction="min")
+    assert not search.should_prune(0.5, [float("nan"), None, 0.6, 0.7, 0.8], min_trials=4)
+
+
+def test_pruning_oracle_stops_a_lagging_trial_after_warmup(tmp_path):
+    kt = pytest.importorskip("keras_tuner")
+    hp = kt.HyperParameters()
+    hp.Float("lr", 1e-4, 1.0)
+    tuner = search.PruningRandomSearch(lambda hp: None, objective=kt.Objective("score", "max"), max_trials=5,
+                                       hyperparameters=hp, directory=str(tmp_path), prune_warmup=1,
+                                       prune_min_trials=2, seed=0)
+    oracle = tuner.oracle
+    for curve in ([0.5, 0.6, 0.7], [0.6, 0.7, 0.8]):  # two finished trials
+        trial = oracle.create_trial("t")
+        for step, v in enumerate(curve):
+            assert oracle.update_trial(trial.trial_id, {"score": v}, step=step).status == "RUNNING"
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    lagging = oracle.create_trial("t")
+    # Below the median at step 0, but step 0 is warm-up.
+    assert oracle.update_trial(lagging.trial_id, {"score": 0.1}, step=0).status == "RUNNING"
+    assert oracle.update_trial(lagging.trial_id, {"score": 0.2}, step=1).status == "STOPPED"
+    assert oracle.pruned == {lagging.trial_id: 1}
+    lagging.status = "COMPLETED"  # the tuner ends a stopped trial as completed
+    oracle.end_trial(lagging)
+    good = oracle.create_trial("t")
+    oracle.update_trial(good.trial_id, {"score": 0.6}, step=0)
+    assert oracle.update_trial(good.trial_id, {"score": 0.7}, step=1).status == "RUNNING"
+    good.status = "COMPLETED"
+    oracle.end_trial(good)
+    # Step-1 reference: 0.6, 0.7, 0.7 (median 0.7); the pruned trial's 0.2 does not count.
+    late = oracle.create_trial("t")
+    assert oracle.update_trial(late.trial_id, {"score": 0.65}, step=1).status == "STOPPED"
+    assert oracle.get_state()["pruned"] == {lagging.trial_id: 1, late.trial_id: 1}
+
+
+@pytest.mark.slow
+def test_proxy_pruning_tuner_stops_the_lagging_architecture(tmp_path, digits):
+    kt = pytest.importorskip("keras_tuner")
+    xt, yt, xv, yv = digits
+
+    class Oracle(search.PruningOracleMixin, kt.oracles.GridSearchOracle):
+        pass
+
+    class ProxyPruningGrid(search.ProxyTunerMixin, search.PruningTunerMixin, kt.Tuner):
+        pass
+
+    def build(hp):  # grid order: the wide net first, then the 2-unit one
+        return make_mlp(width=hp.Choice("width", [32, 2]))
+
+    oracle = Oracle(objective=search.proxy_objective(), max_trials=2, prune_warmup=1, prune_min_trials=1)
+    tuner = ProxyPruningGrid(oracle, build, directory=str(tmp_path), project_name="p", proxy_k=2,
+                             train_samples=400, feature_dtype="float32")
+    tuner.search(xt, yt, epochs=4, validation_split=0.25, verbose=0)
+    wide, narrow = sorted(oracle.trials.values(), key=lambda t: t.trial_id)
+    assert narrow.hyperparameters.values["width"] == 2
+    assert oracle.pruned == {narrow.trial_id: 1} and tuner.stopped_trials == [narrow.trial_id]
+    assert HistoryStore(tuner.history_path(wide.trial_id)).epochs() == [0, 1, 2, 3]
+    assert HistoryStore(tuner.history_path(narrow.trial_id)).epochs() == [0, 1]  # stopped after epoch 1
+    steps = [o.step for o in narrow.metrics.get_history("val_proxy_accuracy")]
+    assert steps == [0, 1] and narrow.status == "COMPLETED"
+    assert oracle.get_best_trials(1)[0].trial_id == wide.trial_id
+    # validation_split: the recorder validated on the rows Keras did.
+    split_at = int(np.floor(len(xt) * 0.75))
+    np.testing.assert_array_equal(HistoryStore(tuner.history_path(wide.trial_id)).read_epoch(0)["val_labels"],
+                                  yt[split_at:])
+
+
+@pytest.mark.slow
+def test_optuna_study_prunes_on_the_proxy(tmp_path, digits):
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("optuna_integration")
+    xt, yt, xv, yv = digits
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=1))
+    study.enqueue_trial({"width": 32})
+    study.enqueue_trial({"width": 2})
+
+    def objective(trial):
+        model = make_mlp(width=trial.suggest_categorical("width", [2, 32]))
+        callbacks = search.proxy_callbacks(str(tmp_path / f"t{trial.number}.h5"), (xt, yt), (xv, yv),
+                                           trial=trial, k=2, train_samples=400)
+        h = model.fit(xt, yt, epochs=4, batch_size=128, validation_data=(xv, yv), verbose=0, callbacks=callbacks)
+        return h.history["val_proxy_accuracy"][-1]
+
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and sorted(first.intermediate_values) == [0, 1, 2, 3]
+    assert second.state == optuna.trial.TrialState.PRUNED
+    assert sorted(second.intermediate_values) == [0, 1]  # pruned at epoch 1, the first after warm-up
+    proxies = [estimate_file(str(tmp_path / "t1.h5"), k=2, upto_epoch=e, warn=False).accuracy for e in (0, 1)]
+    assert [second.intermediate_values[e] for e in (0, 1)] == pytest.approx(proxies, abs=1e-9)
