@@ -43,31 +43,61 @@ assert history.history["learning_rate"] == [keras_autolr.get_learning_rate(model
 ```
 """
 
-# Eager imports: they register the serializable classes (see above).
-from keras_autolr.runtime.arc import ARC, build_window, load_controller
-from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy, estimate_file
-from keras_autolr.runtime.instep import InStepScheduler
-from keras_autolr.runtime.lr import (
-    LearningRateError,
-    ScaledSchedule,
-    get_learning_rate,
-    scale_learning_rate,
-    set_learning_rate,
-)
-from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
-from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, PairedBatches
-from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler, load_net
-from keras_autolr.runtime import optimizers  # also `keras_autolr.optimizers.Prodigy`
-from keras_autolr.runtime.lr_finder import LRFinder, LRFinderResult, find_lr
-from keras_autolr.runtime.optimizers import (
-    DAdaptAdam,
-    DoG,
-    EvalWeights,
-    Prodigy,
-    ReferenceScheduleFreeAdamW,
-    ScheduleFreeAdamW,
-    ScheduleFreeEval,
-)
+import os as _os
+import sys as _sys
+
+
+def _import_runtime():
+    """Imports the runtime (registering every serializable class) and binds the public names here."""
+    from keras_autolr.runtime.arc import ARC, build_window, load_controller
+    from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy, estimate_file
+    from keras_autolr.runtime.instep import InStepScheduler
+    from keras_autolr.runtime.lr import (
+        LearningRateError,
+        ScaledSchedule,
+        get_learning_rate,
+        scale_learning_rate,
+        set_learning_rate,
+    )
+    from keras_autolr.runtime.lr_callback import LearningRateCallback, LearningRateLogger
+    from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, PairedBatches
+    from keras_autolr.runtime.mlrsnet import HypergradientDescent, MLRSNet, MLRSNetScheduler, load_net
+    from keras_autolr.runtime import optimizers  # also `keras_autolr.optimizers.Prodigy`
+    from keras_autolr.runtime import mlrsnet  # also `keras_autolr.mlrsnet.load_official`, `.net_outputs`
+    from keras_autolr.runtime.lr_finder import LRFinder, LRFinderResult, find_lr
+    from keras_autolr.runtime.optimizers import (
+        DAdaptAdam,
+        DoG,
+        EvalWeights,
+        Prodigy,
+        ReferenceScheduleFreeAdamW,
+        ScheduleFreeAdamW,
+        ScheduleFreeEval,
+    )
+    globals().update({k: v for k, v in locals().items()})
+
+
+def _started_as_cli():
+    """True in the `keras-autolr` command's process, which imports the runtime only when a command runs."""
+    argv0 = _sys.argv[0] if _sys.argv else ""
+    # `python -m keras_autolr[.cli]`: argv[0] is "-m" while Python imports the package.
+    orig = getattr(_sys, "orig_argv", ())
+    return _os.path.basename(argv0) == "keras-autolr" or (
+        argv0 == "-m" and ("keras_autolr" in orig or "keras_autolr.cli" in orig))
+
+
+def __getattr__(name):  # only reached before `_import_runtime` ran (the CLI, before a command)
+    if not name.startswith("_") and "ARC" not in globals():
+        _import_runtime()
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module 'keras_autolr' has no attribute {name!r}")
+
+
+# Eager imports: they register the serializable classes (see above). The CLI
+# defers them (and TensorFlow's start-up) so that `keras-autolr --help` is instant.
+if not _started_as_cli():
+    _import_runtime()
 
 __version__ = "0.2.0"
 

@@ -72,7 +72,8 @@ def _select(args):
     from keras_autolr.pipelines.arc import select
 
     report = select.select_controller(
-        args.candidates, args.out, task=args.task, initial_lrs=args.lrs, seeds=range(args.seeds),
+        args.candidates, args.out, task=args.task or select.PROXY_TASK,
+        initial_lrs=args.lrs or list(select.PROXY_LRS), seeds=range(args.seeds),
         size=args.size, frequency=args.frequency, optimizer=args.optimizer, baselines=args.baselines,
         log=lambda s: print(s, flush=True),
     )
@@ -145,13 +146,12 @@ def add_parser(subparsers):
                    help="only chains with id >= this (compare controllers on chains neither saw)")
     e.set_defaults(func=_evaluate)
 
-    from keras_autolr.pipelines.arc.select import PROXY_LRS, PROXY_TASK
-
     s = sub.add_parser("select", help="pick among candidate controllers by ARC runs on a proxy task (resumable)")
     s.add_argument("--candidates", nargs="+", required=True, help=".keras controllers, incumbent first")
     s.add_argument("--out", required=True, help="folder for the run records and selection.json / .md")
-    s.add_argument("--task", default=PROXY_TASK, help="proxy task (never an evaluation task)")
-    s.add_argument("--lrs", nargs="+", type=float, default=list(PROXY_LRS))
+    # Defaults filled in by _select (the pipeline imports Keras).
+    s.add_argument("--task", default=None, help="proxy task (never an evaluation task; default: the pipeline's)")
+    s.add_argument("--lrs", nargs="+", type=float, default=None, help="initial LRs (default: the pipeline's)")
     s.add_argument("--seeds", type=int, default=2, help="runs per initial LR")
     s.add_argument("--size", default="small", choices=["smoke", "small", "full"])
     s.add_argument("--frequency", type=int, default=3, help="ARC's epochs per decision")

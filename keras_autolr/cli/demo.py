@@ -19,9 +19,7 @@ import pathlib
 import shutil
 import time
 
-from keras_autolr.harness import methods as methods_lib
-from keras_autolr.harness import reports
-from keras_autolr.harness import runner
+from keras_autolr.cli._common import positive_int
 
 __all__ = ["DEFAULT_METHODS", "available_methods", "run", "add_parser"]
 
@@ -50,6 +48,8 @@ def available_methods(wanted, log=print):
     # ['constant', 'arc']
     ```
     """
+    from keras_autolr.harness import methods as methods_lib
+
     have = set(methods_lib.names())
     ok = []
     for m in wanted:
@@ -105,6 +105,8 @@ def run(task="mnist1d_cnn", methods=None, initial_lrs=(1e-4, 3e-3), seeds=(0,), 
     print(records[0]["method"], records[0]["epochs_run"])  # constant 2
     ```
     """
+    from keras_autolr.harness import reports, runner
+
     methods = available_methods(methods or DEFAULT_METHODS, log)
     out = pathlib.Path(out)
     if out.joinpath("runs").exists() and not resume:
@@ -166,7 +168,7 @@ def add_parser(subparsers):
     p.add_argument("--methods", nargs="+", default=None, help=f"default: {' '.join(DEFAULT_METHODS)}")
     p.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 3e-3], help="initial LRs (poor, good)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=positive_int, default=15)
     p.add_argument("--size", default="small", choices=["smoke", "small", "full"])
     p.add_argument("--out", default="autolr-demo")
     p.add_argument("--resume", action="store_true", help="keep finished runs in --out")

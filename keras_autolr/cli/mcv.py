@@ -11,14 +11,22 @@ Commands:
   `reproductions/mcv_cifar10.py`, at its default size).
 """
 
-from keras_autolr.runtime.mcv import cost as cost_lib
+from keras_autolr.cli._common import CommandError, positive_int
 
 __all__ = ["add_parser"]
 
 
-def _run(a):
-    from keras_autolr.harness import runner
+def _check_method(method, known):
+    if method is not None and method not in known:
+        raise CommandError(f"Unknown MCV method {method!r}; choose one of {', '.join(known)}.")
 
+
+def _run(a):
+    from keras_autolr.harness import runner, tasks
+    from keras_autolr.runtime.mcv.model import METHODS
+
+    _check_method(a.method, METHODS)
+    tasks.get(a.task)  # an unknown task: the KeyError lists the known ones
     options = {"method": a.method}
     if a.alpha is not None:  # method 2's argument only; the other methods refuse it
         options["alpha"] = a.alpha
@@ -34,6 +42,9 @@ def _run(a):
 
 
 def _cost(a):
+    from keras_autolr.runtime.mcv import cost as cost_lib
+
+    _check_method(a.method, cost_lib.METHODS)
     for m in ([a.method] if a.method else cost_lib.METHODS):
         c = cost_lib.step_cost(m, a.candidates)
         print(f"{m:9s} forward {c.forward:3d}  backward {c.backward}  step {c.step:2d}  "
@@ -66,19 +77,17 @@ def add_parser(subparsers):
     args.func(args)  # prints Table 4.1's operation counts
     ```
     """
-    from keras_autolr.harness import tasks
-    from keras_autolr.runtime.mcv.model import METHODS
-
+    # Task and method names are checked when the command runs (their registries import Keras).
     p = subparsers.add_parser("mcv", help="micro cross-validation LR search (thesis methods)")
     sub = p.add_subparsers(dest="mcv_command", required=True)
 
     r = sub.add_parser("run", help="train one task with an MCV method")
-    r.add_argument("--task", required=True, choices=tasks.names())
-    r.add_argument("--method", default="method2", choices=METHODS)
+    r.add_argument("--task", required=True, help="a registered task, e.g. mnist1d_cnn")
+    r.add_argument("--method", default="method2", help="discard, voting, method1, method2 or method3")
     r.add_argument("--alpha", type=float, default=None, help="method2's weight of the training loss (default 0.5)")
     r.add_argument("--lr", type=float, default=0.01, help="initial LR")
     r.add_argument("--optimizer", default=None)
-    r.add_argument("--epochs", type=int, default=None)
+    r.add_argument("--epochs", type=positive_int, default=None)
     r.add_argument("--patience", type=int, default=None)
     r.add_argument("--size", default="small", choices=["smoke", "small", "full"])
     r.add_argument("--seed", type=int, default=0)
@@ -86,7 +95,7 @@ def add_parser(subparsers):
     r.set_defaults(func=_run)
 
     c = sub.add_parser("cost", help="thesis Table 4.1 operation counts per step")
-    c.add_argument("--method", default=None, choices=cost_lib.METHODS)
+    c.add_argument("--method", default=None, help="baseline, discard, voting, method1, method2 or method3 (default: all)")
     c.add_argument("--candidates", type=int, default=7)
     c.set_defaults(func=_cost)
 

@@ -46,7 +46,9 @@ in a child entry:
 
 Controller state that is not the optimizer's (MLR-SNet's LSTM state) comes
 back on a `BackupAndRestore` resume, not with `load_model`, which rebuilds no
-callbacks.
+callbacks. So does callbacks' host-side state (`add_host_state`: MCV's
+stopping counters and decision log, `LRFinder`'s finished sweep), saved in the
+same entry but never an optimizer variable, so the train step does not carry it.
 
 Example:
 
@@ -61,6 +63,7 @@ print(round(lr.scale_learning_rate(opt, 0.5), 6))  # 0.00015
 ```
 """
 
+import json
 import math
 import types
 import warnings
@@ -85,6 +88,8 @@ __all__ = [
     "prepare",
     "attach_state",
     "add_state_variable",
+    "add_host_state",
+    "take_host_state",
 ]
 
 # The optimizer attribute holding keras_autolr's variables (the saved entry's name).
@@ -303,6 +308,7 @@ class _State(KerasSaveable):
 
     def __init__(self):
         self.by_key = {}  # saved name -> variable
+        self.host = {}  # saved-name prefix -> function returning a callback's host state
         self.pending = {}  # saved name -> loaded value whose variable does not exist yet
 
     def _obj_type(self):
@@ -320,6 +326,13 @@ class _State(KerasSaveable):
     def save_own_variables(self, store):
         for key, variable in self.by_key.items():
             store[key] = variable.numpy()
+        for prefix, get in self.host.items():
+            for key, value in get().items():
+                if isinstance(value, np.ndarray):
+                    store[f"{prefix}.{key}"] = value
+                else:  # JSON text as bytes (floats round-trip exactly)
+                    text = json.dumps(value, default=float)
+                    store[f"{prefix}.{key}.json"] = np.frombuffer(text.encode(), np.uint8)
 
     def load_own_variables(self, store):
         for key in store.keys():
@@ -453,6 +466,84 @@ def add_state_variable(optimizer, name, shape=(), initializer="zeros", dtype="fl
         )
     state.add(name, variable)
     return variable
+
+
+def add_host_state(optimizer, name, get_state):
+    """Saves a callback's host-side state with the optimizer's, in the same entry as its variables.
+
+    For state that the compiled step never reads (a stopping rule's patience
+    count, a decision log, a finished LR sweep): it is not an optimizer
+    variable, so it costs the train step nothing, yet `model.save`,
+    `model.save_weights` and every `keras.callbacks.BackupAndRestore` backup
+    carry it in the optimizer's `keras_autolr_state` entry (see
+    `attach_state`). `get_state` is called at each save; loading a weights
+    file keeps the values for `take_host_state`. Registering `name` again
+    replaces the earlier function (one owner per name and optimizer).
+
+    Args:
+        optimizer: the optimizer the model was compiled with (wrappers are
+            unwrapped).
+        name: the state's name, the prefix of its saved keys (no dots).
+        get_state: a function returning a dict of str -> numpy array or
+            JSON-serializable value (numbers, strings, lists, dicts, None).
+
+    Example:
+
+    ```python
+    import keras
+    import numpy as np
+    from keras_autolr.runtime.lr import add_host_state, take_host_state
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.optimizer.build(model.trainable_variables)
+    add_host_state(model.optimizer, "counter", lambda: {"count": 3, "best": np.ones(2)})
+    model.save_weights("state.weights.h5")
+    model.load_weights("state.weights.h5")
+    print(take_host_state(model.optimizer, "counter"))  # {'count': 3, 'best': array([1., 1.])}
+    ```
+    """
+    if "." in name:
+        raise ValueError(f"A host-state name has no dots, got {name!r}.")
+    attach_state(optimizer).host[name] = get_state
+
+
+def take_host_state(optimizer, name):
+    """The host state last loaded under `name` (see `add_host_state`), once; None if none was.
+
+    A value is taken once: a later call returns None until another weights
+    file is loaded. Callbacks call it when they first need their state (the
+    first `on_epoch_begin` of a fit), so a `BackupAndRestore` listed before or
+    after them restores it alike.
+
+    Args:
+        optimizer: the optimizer the model was compiled with.
+        name: the name given to `add_host_state`.
+
+    Returns:
+        A dict like the one `get_state` returned (arrays as numpy arrays,
+        other values as JSON gives them back), or None.
+
+    Example:
+
+    ```python
+    import keras
+    from keras_autolr.runtime.lr import take_host_state
+
+    print(take_host_state(keras.optimizers.SGD(0.1), "counter"))  # None: nothing was loaded
+    ```
+    """
+    pending = attach_state(optimizer).pending
+    prefix = f"{name}."
+    out = {}
+    for key in [k for k in pending if k.startswith(prefix)]:
+        value = pending.pop(key)
+        key = key[len(prefix):]
+        if key.endswith(".json"):
+            out[key[:-len(".json")]] = json.loads(np.asarray(value, np.uint8).tobytes().decode())
+        else:
+            out[key] = value
+    return out or None
 
 
 def _install_multiplier(optimizer):

@@ -395,8 +395,13 @@ class LRFinder(keras.callbacks.Callback):
     optimizer that estimates its own step size gets that base multiplier. The
     result is kept in `self.result`. When there is no suggestion (the loss
     never fell) it warns and leaves the LR unchanged. The sweep's own steps
-    do not count in `optimizer.iterations`. It sweeps at every `fit` call,
-    a resumed one included (the LR it sets replaces a restored one).
+    do not count in `optimizer.iterations`. It sweeps at every `fit` call
+    except one that resumes from a `keras.callbacks.BackupAndRestore` backup
+    written after its sweep: the result is saved with the optimizer's
+    keras_autolr state (`keras_autolr.runtime.lr.add_host_state`) and comes
+    back with the backup, as does the LR. List `BackupAndRestore` before
+    `LRFinder`: listed after it, the backup is read only after the sweep,
+    which is then redone (and warned about), though training continues the same.
 
     Args:
         x: sweep inputs (an array), or a `tf.data.Dataset` / iterable of
@@ -432,13 +437,38 @@ class LRFinder(keras.callbacks.Callback):
             raise LRFinderError(f"pick must be one of {PICKS}, got {pick!r}.")
         self.x, self.y, self.pick, self.find_lr_kwargs = x, y, pick, find_lr_kwargs
         self.result = None
+        self.sweeps = 0  # range tests run by this callback (a resumed fit runs none)
+
+    _STATE = "lr_finder"
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Here, before any on_train_begin, so that the optimizer reads our state from a
+        # backup that a BackupAndRestore listed before us loads.
+        if getattr(model, "optimizer", None) is not None:
+            lr_lib.add_host_state(model.optimizer, self._STATE, self._host_state)
+
+    def _host_state(self):
+        return {"result": None if self.result is None else dataclasses.asdict(self.result)}
+
+    def _restored(self):
+        state = lr_lib.take_host_state(self.model.optimizer, self._STATE)
+        if state is None or state["result"] is None:
+            return None
+        return LRFinderResult(**state["result"])
 
     def on_train_begin(self, logs=None):
         model = self.model
+        self._first_epoch = True
+        restored = self._restored()  # a BackupAndRestore listed before us has loaded its backup
+        if restored is not None:
+            self.result = restored  # the backup holds the LR it set, and the weights
+            return
         opt = lr_lib.base_optimizer(model.optimizer)
         if not opt.built:
             opt.build(model.trainable_variables)
         self.result = find_lr(model, self.x, self.y, **self.find_lr_kwargs)
+        self.sweeps += 1
         lr = self.result.suggestions.get(self.pick)
         if lr is None:
             warnings.warn(f"LRFinder: no {self.pick!r} suggestion ({self.result.message}); "
@@ -448,3 +478,14 @@ class LRFinder(keras.callbacks.Callback):
             lr_lib.set_learning_rate(opt, lr)
         # find_lr dropped the compiled step, which `fit` built before this hook and calls next.
         model.make_train_function(force=True)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._first_epoch:
+            return
+        self._first_epoch = False
+        restored = self._restored()  # loaded by a BackupAndRestore listed after us
+        if restored is not None:
+            self.result = restored
+            warnings.warn("LRFinder swept although this fit resumes from a BackupAndRestore backup "
+                          "(which holds the sweep's result and LR): list BackupAndRestore before "
+                          "LRFinder to skip the sweep on resume.", stacklevel=2)

@@ -140,3 +140,51 @@ def test_plot_writes_a_file(tmp_path):
     path = tmp_path / "lr.png"
     result.plot(str(path))
     assert path.stat().st_size > 1000
+
+
+# -- the LRFinder callback and BackupAndRestore ---------------------------------
+
+
+class _CrashAt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("simulated crash at epoch 2")
+
+
+def _finder_fit(x, y, extra, backup_first):
+    from keras_autolr.runtime.lr_finder import LRFinder
+
+    keras.utils.set_random_seed(0)
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    finder = LRFinder(x, y, batch_size=4, steps=60, min_lr=1e-4, max_lr=10.0)
+    callbacks = extra + [finder] if backup_first else [finder] + extra
+    model.fit(x, y, epochs=4, batch_size=32, shuffle=False, verbose=0, callbacks=callbacks)
+    return model, finder
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("backup_first", [True, False])
+def test_resumed_fit_keeps_the_sweep_result_and_does_not_sweep_again(tmp_path, backup_first):
+    """The sweep's result and LR come back with the backup; listed after the backup, no sweep runs."""
+    import warnings
+
+    x, y = tiny_regression(n=256)
+    reference, ref_finder = _finder_fit(x, y, [], backup_first)
+    assert ref_finder.sweeps == 1 and ref_finder.result.suggestion is not None
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _finder_fit(x, y, [keras.callbacks.BackupAndRestore(backup), _CrashAt()], backup_first)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed, finder = _finder_fit(x, y, [keras.callbacks.BackupAndRestore(backup)], backup_first)
+
+    # Listed after the backup it does not sweep; listed before, it cannot know and says so.
+    assert finder.sweeps == (0 if backup_first else 1)
+    assert any("list BackupAndRestore before LRFinder" in str(w.message) for w in caught) == (not backup_first)
+    assert finder.result == ref_finder.result
+    assert lr_lib.get_learning_rate(resumed.optimizer) == lr_lib.get_learning_rate(reference.optimizer)
+    assert int(resumed.optimizer.iterations) == int(reference.optimizer.iterations)
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -16,12 +16,14 @@ assert type(setup.callbacks[-1]).__name__ == "ARC"
 
 from keras_autolr.runtime.arc.callback import ARC
 from keras_autolr.harness.methods import Setup, make_optimizer, register
+from keras_autolr.harness.methods.tuning_free import _options
 
 __all__ = []  # registers the method; nothing to import from here
 
 
 @register("arc")
 def arc_method(ctx):
+    _options(ctx, ("controller", "frequency", "use_validation", "verbose"))  # refuses unknown ones
     cb = ARC(
         controller=ctx.options.get("controller"),
         frequency=ctx.options.get("frequency", "auto"),

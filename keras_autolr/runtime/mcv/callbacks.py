@@ -15,6 +15,14 @@ The callbacks do not import `MCVModel` (which imports them to add them in
 validation-batch loss (`logs["mcv_val_batch_loss"]`); a non-finite value stops
 at once; either way the weights of the best epoch are restored.
 
+Resuming. Both callbacks' Python state (`MCVScheduler.decisions`;
+`MCVStopping`'s best value, best epoch, patience count and best weights) is
+saved with the optimizer's keras_autolr state (`keras_autolr.runtime.lr.add_host_state`),
+so a `keras.callbacks.BackupAndRestore` resume continues it: the decision log
+holds every epoch and the stopping rule stops where the uninterrupted run does.
+`MCVModel.fit` lists `BackupAndRestore` after these callbacks, so each backup
+holds the epoch's decision and stopping state.
+
 Example:
 
 ```python
@@ -37,6 +45,7 @@ import math
 import keras
 import numpy as np
 
+from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime.lr_callback import LearningRateCallback
 
 __all__ = ["MCVScheduler", "MCVStopping"]
@@ -54,6 +63,19 @@ def _model(cb):
     return m
 
 
+def _keep_state(cb, model):
+    """Saves `cb._host_state()` with the model's optimizer from now on (from `set_model`, so
+    the optimizer reads a backup that a BackupAndRestore loads before our `on_train_begin`)."""
+    if getattr(model, "optimizer", None) is not None:
+        lr_lib.add_host_state(model.optimizer, cb._STATE, cb._host_state)
+
+
+def _restored_state(cb):
+    """The state a weights file just loaded (a BackupAndRestore resume) holds for `cb`, or None."""
+    optimizer = getattr(cb.model, "optimizer", None)
+    return None if optimizer is None else lr_lib.take_host_state(optimizer, cb._STATE)
+
+
 class MCVScheduler(LearningRateCallback):
     """Picks the LR of the next epoch from the MCV candidate losses.
 
@@ -62,6 +84,10 @@ class MCVScheduler(LearningRateCallback):
     `mcv_cand{i}_lr`, `mcv_cand{i}_val_loss` (and `_train_loss` for method 2),
     `mcv_forward`, `mcv_backward`, `mcv_opt_steps` (operations per step,
     measured) and `mcv_theory_forward/backward/opt_steps` (Table 4.1).
+
+    `decisions` lists one dict per epoch (`epoch`, `lr`, `next_lr`,
+    `val_losses`, `lrs`); a `BackupAndRestore` resume restores the epochs
+    before the interruption.
 
     Args:
         verbose: 1 prints the decision each epoch.
@@ -87,11 +113,26 @@ class MCVScheduler(LearningRateCallback):
         self.verbose = verbose
         self.decisions = []
 
+    _STATE = "mcv_scheduler"
+
     def get_config(self):
         return {"verbose": self.verbose}
 
+    def _host_state(self):
+        return {"decisions": self.decisions}
+
+    def set_model(self, model):
+        super().set_model(model)
+        _keep_state(self, model)
+
+    def _restore(self):
+        state = _restored_state(self)
+        if state is not None:
+            self.decisions = state["decisions"]
+
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
+        self._restore()  # a BackupAndRestore listed before us has loaded its backup
         m = _model(self)
         strategy = m.strategy
         first = strategy.first_candidates(self.get_lr())
@@ -100,6 +141,9 @@ class MCVScheduler(LearningRateCallback):
         if first_lr is not None:
             self.set_lr(first_lr)
         m.reset_mcv_sums()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._restore()  # one listed after us loads it in its on_train_begin
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -160,7 +204,8 @@ class MCVStopping(keras.callbacks.Callback):
             stops (a non-finite loss always restores).
 
     Attributes after `fit`: `best_epoch` (0-based), `best`, `stopped_epoch`,
-    `reason` ("patience", "nonfinite" or None).
+    `reason` ("patience", "nonfinite" or None). A `BackupAndRestore` resume
+    restores them, the patience count and the best weights.
 
     Example:
 
@@ -188,9 +233,31 @@ class MCVStopping(keras.callbacks.Callback):
         self.min_delta = float(min_delta)
         self.restore_best_weights = bool(restore_best_weights)
 
+    _STATE = "mcv_stopping"
+
     def get_config(self):
         return {"patience": self.patience, "monitor": self.monitor,
                 "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights}
+
+    def _host_state(self):
+        state = {"counters": {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}}
+        for i, w in enumerate(self._best_weights or []):
+            state[f"best_weights_{i}"] = np.asarray(w)
+        return state
+
+    def set_model(self, model):
+        super().set_model(model)
+        _keep_state(self, model)
+
+    def _restore(self):
+        state = _restored_state(self)
+        if state is None:
+            return
+        counters = state["counters"]
+        self.best, self.best_epoch, self.wait = float(counters["best"]), counters["best_epoch"], counters["wait"]
+        n = sum(1 for key in state if key.startswith("best_weights_"))
+        if n:
+            self._best_weights = [state[f"best_weights_{i}"] for i in range(n)]
 
     def on_train_begin(self, logs=None):
         self.best = math.inf
@@ -199,6 +266,10 @@ class MCVStopping(keras.callbacks.Callback):
         self.stopped_epoch = None
         self.reason = None
         self._best_weights = self.model.get_weights()
+        self._restore()  # a BackupAndRestore listed before us has loaded its backup
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._restore()  # one listed after us (MCVModel.fit puts it there) loads in on_train_begin
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

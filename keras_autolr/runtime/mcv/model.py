@@ -212,24 +212,24 @@ class MCVModel(keras.Model):
         `MCVStopping` without patience, so a non-finite loss always stops
         training and restores the best epoch's weights (pass your own
         `MCVStopping(patience=...)` for the thesis's patience rule). A
-        `keras.callbacks.BackupAndRestore` listed before the `MCVScheduler` is
-        moved just after it, so that its backup holds the epoch's decision.
+        `keras.callbacks.BackupAndRestore` is moved behind every MCV callback,
+        so that its backup holds the epoch's decision and stopping state.
         """
         callbacks = list(callbacks or [])
         if not any(isinstance(c, MCVScheduler) for c in callbacks):
             callbacks.insert(0, MCVScheduler())
-        # BackupAndRestore must save after the scheduler's epoch decision (new LR and
-        # candidates) and restore after its on_train_begin: move it behind the scheduler.
-        first = next(i for i, c in enumerate(callbacks) if isinstance(c, MCVScheduler))
-        early = [c for c in callbacks[:first] if isinstance(c, keras.callbacks.BackupAndRestore)]
-        if early:
-            callbacks = [c for c in callbacks if not any(c is e for e in early)]
-            first = next(i for i, c in enumerate(callbacks) if isinstance(c, MCVScheduler))
-            callbacks[first + 1:first + 1] = early
         if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
             callbacks.append(keras.callbacks.TerminateOnNaN())
         if not any(isinstance(c, MCVStopping) for c in callbacks):
             callbacks.append(MCVStopping(patience=2**31 - 1))
+        # BackupAndRestore must save after the epoch's decision (new LR and candidates) and
+        # stopping state, and restore after the scheduler's on_train_begin: move it behind them.
+        last = max(i for i, c in enumerate(callbacks) if isinstance(c, (MCVScheduler, MCVStopping)))
+        early = [c for c in callbacks[:last] if isinstance(c, keras.callbacks.BackupAndRestore)]
+        if early:
+            callbacks = [c for c in callbacks if not any(c is e for e in early)]
+            last = max(i for i, c in enumerate(callbacks) if isinstance(c, (MCVScheduler, MCVStopping)))
+            callbacks[last + 1:last + 1] = early
         return super().fit(*args, callbacks=callbacks, **kwargs)
 
     # -- candidates (host side, once per epoch) --------------------------------

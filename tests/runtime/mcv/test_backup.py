@@ -3,11 +3,11 @@
 Backend-neutral (marked `jax`: CI runs it with KERAS_BACKEND=jax too).
 
 What BackupAndRestore carries over is the model's weights file: the inner
-model, the optimizer (slots, iterations, the LR) and MCV's own state
-variables (candidate list, vote history, the epoch's sums). The callbacks'
-Python state is not in it: `MCVScheduler.decisions` holds only the resumed
-fit's epochs, and `MCVStopping` starts its patience count, best value and
-best weights afresh at the resumed epoch.
+model, the optimizer (slots, iterations, the LR), MCV's own state variables
+(candidate list, vote history, the epoch's sums) and the callbacks' host
+state saved with the optimizer (`lr.add_host_state`): `MCVScheduler.decisions`
+of every epoch, and `MCVStopping`'s best value, best epoch, patience count and
+best weights.
 """
 
 import keras
@@ -15,17 +15,21 @@ import numpy as np
 import pytest
 
 from keras_autolr.runtime import lr as lr_lib
-from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, Method3, Voting
+from keras_autolr.runtime.mcv import MCVModel, MCVScheduler, MCVStopping, Method3, Voting
 
 pytestmark = pytest.mark.jax
 
 EPOCHS = 5
 
 
-class _Crash(keras.callbacks.Callback):
+class _CrashAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 2:
-            raise RuntimeError("simulated crash at epoch 2")
+        if epoch == self.epoch:
+            raise RuntimeError(f"simulated crash at epoch {epoch}")
 
 
 def _data():
@@ -70,18 +74,18 @@ def test_interrupted_fit_resumes_to_the_same_weights_and_lr(tmp_path, method, sc
     # Not built by hand: MCVModel is built as soon as its inner model is.
     crashed = _model(method)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _fit(crashed, [keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), _Crash()],
+        _fit(crashed, [keras.callbacks.BackupAndRestore(str(tmp_path / "backup")), _CrashAt(2)],
              scheduler_last)
     resumed = _model(method)  # a new process would build everything again
     hist, scheduler = _fit(resumed, [keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))],
                            scheduler_last)
 
     assert hist.epoch == [2, 3, 4]
-    assert [d["epoch"] for d in scheduler.decisions] == [2, 3, 4]  # decisions 0-1 are not restored
+    # The decision log continues: epochs 0-1 come back with the backup.
+    assert scheduler.decisions == ref_scheduler.decisions
     # The LR (and its candidate list, vote history) continue: the resumed epochs decide as the
     # uninterrupted run did.
     assert hist.history["learning_rate"] == ref_hist.history["learning_rate"][2:]
-    assert [d["lrs"] for d in scheduler.decisions] == [d["lrs"] for d in ref_scheduler.decisions[2:]]
     assert lr_lib.get_learning_rate(resumed.optimizer) == lr_lib.get_learning_rate(reference.optimizer)
     # Bit for bit on CPU, TF and JAX, without enable_op_determinism (measured); a GPU's
     # non-deterministic kernels would call for a tolerance here.
@@ -91,3 +95,49 @@ def test_interrupted_fit_resumes_to_the_same_weights_and_lr(tmp_path, method, sc
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(mcv["candidate_lrs"], ref_mcv["candidate_lrs"])
     np.testing.assert_array_equal(mcv["history"], ref_mcv["history"])
+
+
+class _Monitor(keras.callbacks.Callback):
+    """Writes a fixed per-epoch value into the logs, for a stopping rule to watch."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["fake_loss"] = self.values[epoch]
+
+
+# Best at epoch 1; no improvement at 2, 3: patience 2 stops at epoch 3 and restores epoch 1.
+_VALUES = [3.0, 1.0, 2.0, 2.0, 0.5, 0.4, 0.3]
+
+
+def _fit_stopping(model, extra, stop_first):
+    x, y = _data()
+    stop = MCVStopping(patience=2, monitor="fake_loss")
+    callbacks = ([stop] if stop_first else []) + extra + ([] if stop_first else [stop])
+    hist = model.fit(x, y, batch_size=16, epochs=len(_VALUES), shuffle=False, verbose=0,
+                     callbacks=[_Monitor(_VALUES)] + callbacks)
+    return hist, stop
+
+
+@pytest.mark.parametrize("crash_epoch,stop_first", [(3, False), (2, True)])
+def test_stopping_rule_resumes_its_patience_and_best_weights(tmp_path, crash_epoch, stop_first):
+    """Without the restored state the resumed fit would count afresh and stop at epoch 4 or later."""
+    reference = _model("method3")
+    ref_hist, ref_stop = _fit_stopping(reference, [], stop_first)
+    assert (ref_stop.stopped_epoch, ref_stop.best_epoch, ref_stop.reason) == (3, 1, "patience")
+
+    crashed = _model("method3")
+    backup = str(tmp_path / "backup")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _fit_stopping(crashed, [keras.callbacks.BackupAndRestore(backup), _CrashAt(crash_epoch)], stop_first)
+    resumed = _model("method3")
+    hist, stop = _fit_stopping(resumed, [keras.callbacks.BackupAndRestore(backup)], stop_first)
+
+    assert hist.epoch == list(range(crash_epoch, 4))
+    assert (stop.stopped_epoch, stop.best_epoch, stop.best, stop.wait) == (
+        ref_stop.stopped_epoch, ref_stop.best_epoch, ref_stop.best, ref_stop.wait)
+    # The weights restored at the stop are epoch 1's, saved in the backup before the crash.
+    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
