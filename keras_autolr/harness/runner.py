@@ -194,6 +194,13 @@ def run_cached(path, task, method, initial_lr, seed=0, *, label=None, annotate=N
     Returns:
         `(record, ran)`, `ran` False when the record was loaded.
 
+    Raises:
+        ValueError: the record at `path` is unreadable (torn or not JSON);
+            the message names it and says to delete it to rerun.
+        keras_autolr.runtime.io.OutputLockedError: another process is running
+            this record (it holds `path + ".lock"`, released when that process
+            ends, even if killed).
+
     Example:
 
     ```python
@@ -206,14 +213,30 @@ def run_cached(path, task, method, initial_lr, seed=0, *, label=None, annotate=N
     ```
     """
     path = pathlib.Path(path)
+
+    def load():
+        try:
+            rec = json.loads(path.read_text())
+            why = None if isinstance(rec, dict) else "not a JSON object"
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            why = str(err)
+        if why is not None:  # records are written atomically: something else wrote or damaged it
+            raise ValueError(f"The run record {str(path)!r} is unreadable ({why}). Delete it to rerun that run.")
+        return rec, False
+
     if path.exists():
-        return json.loads(path.read_text()), False
-    rec = run_one(task, method, initial_lr, seed, **kwargs)
-    if label is not None:
-        rec["label"] = label
-    if annotate is not None:
-        rec.update(annotate(rec))
-    io_lib.atomic_write_json(path, rec)
+        return load()
+    # A second process on the same record fails at once rather than running it twice (OutputLockedError is a
+    # TimeoutError: callers that record a run's ValueError/RuntimeError will not write it over this record).
+    with io_lib.exclusive_lock(f"{path}.lock", path):
+        if path.exists():  # the other process finished between the check and the lock
+            return load()
+        rec = run_one(task, method, initial_lr, seed, **kwargs)
+        if label is not None:
+            rec["label"] = label
+        if annotate is not None:
+            rec.update(annotate(rec))
+        io_lib.atomic_write_json(path, rec)
     return rec, True
 
 

@@ -9,6 +9,11 @@ the temporary file is removed and the old file, if any, is left as it was; a
 full disk is reported with the destination's path. Temporary names end in
 `.tmp`, so a folder can be tidied of leftovers from a killed process.
 
+Writers that extend one output over a long run (a record being computed, a
+meta-training folder, a chains file) hold `exclusive_lock` on it, so a second
+process aiming at the same output stops at once with a clear error instead of
+silently interleaving its writes.
+
 Example:
 
 ```python
@@ -17,6 +22,8 @@ from keras_autolr.runtime import io
 io.atomic_write_json("run.json", {"loss": 0.25})
 io.atomic_write_text("notes.txt", "done\\n")
 io.atomic_save_npz("arrays.npz", x=[1.0, 2.0])
+with io.exclusive_lock("arrays.npz.lock", "arrays.npz"):
+    pass  # a second process here would get an OutputLockedError
 ```
 """
 
@@ -26,9 +33,11 @@ import json
 import os
 import tempfile
 
+import filelock
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
+           "exclusive_lock", "OutputLockedError"]
 
 # Read once: a new file gets the mode a plain open() would give it (mkstemp's is 0600).
 _UMASK = os.umask(0o022)
@@ -214,3 +223,52 @@ def atomic_save_npz(path, **arrays):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
+
+class OutputLockedError(TimeoutError):
+    """Another process holds the lock on an output this process wants to write."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path, what):
+    """Holds the lock file `lock_path` for the block; raises at once if another process holds it.
+
+    A real OS lock (`filelock`): it is released when the block ends and also
+    when the holding process dies, even by SIGKILL, so a crashed run never
+    blocks its resume. The lock file itself stays (removing it would race).
+
+    Args:
+        lock_path: the lock file; its folder is created.
+        what: the output it protects, for the error message.
+
+    Returns:
+        A context manager (yields nothing).
+
+    Raises:
+        OutputLockedError: another process holds the lock (a `TimeoutError`,
+            so an `OSError`, not a `ValueError`: code that records a run's
+            failures must not mistake it for one).
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.io import exclusive_lock, atomic_write_text
+
+    with exclusive_lock("out.txt.lock", "out.txt"):
+        atomic_write_text("out.txt", "mine\\n")
+    ```
+    """
+    lock_path = os.fspath(lock_path)
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    lock = filelock.FileLock(lock_path, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise OutputLockedError(
+            f"Another process is writing {os.fspath(what)!r} (it holds {lock_path!r}). Wait for it to "
+            "finish, or write to another path. The lock is released when that process ends, even if "
+            "it is killed.") from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -42,6 +42,7 @@ import h5py
 import keras
 import numpy as np
 
+from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import zoo
 from keras_autolr.runtime.arc.controller import FACTORS
@@ -236,6 +237,20 @@ def _write_chain(f, chain_id, rec, base_seed):
     f.flush()
 
 
+def _open_chains(path):
+    """`h5py.File(path, "a")`; an existing file HDF5 cannot open gets an error that says what to do."""
+    try:
+        return h5py.File(path, "a")
+    except OSError as err:
+        if not os.path.exists(path) or isinstance(err, PermissionError):
+            raise
+        if "unable to lock file" in str(err):  # HDF5's own lock: another program (not a generate) has it open
+            raise io_lib.OutputLockedError(f"Another program has {os.fspath(path)!r} open ({err}); close it "
+                                           "there and run again.") from err
+        raise ValueError(f"{os.fspath(path)!r} is not a readable HDF5 chains file ({err}). Move it away or delete "
+                         "it to generate its chains again.") from err
+
+
 def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None, large=False):
     """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
 
@@ -256,6 +271,11 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     Returns:
         The number of samples (decisions) in the file.
 
+    Raises:
+        ValueError: `out` exists but is not a readable HDF5 file.
+        keras_autolr.runtime.io.OutputLockedError: another process is writing
+            `out` (it holds `out + ".lock"`).
+
     Example:
 
     ```python
@@ -270,7 +290,7 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     tasks = list(tasks or zoo.names())
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     start = time.time()
-    with h5py.File(out, "a") as f:
+    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as f:
         for name in list(f):
             if not f[name].attrs.get("complete", False):
                 del f[name]
@@ -301,6 +321,10 @@ def merge(paths, out):
     Returns:
         The number of chains in `out`.
 
+    Raises:
+        ValueError: `out` exists but is not a readable HDF5 file.
+        keras_autolr.runtime.io.OutputLockedError: another process is writing `out`.
+
     Example:
 
     ```python
@@ -313,7 +337,7 @@ def merge(paths, out):
     print(merge(["shard0.h5", "shard1.h5"], "arc.h5"))  # 2
     ```
     """
-    with h5py.File(out, "a") as dst:
+    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as dst:
         for p in paths:
             if os.path.abspath(p) == os.path.abspath(out):
                 continue

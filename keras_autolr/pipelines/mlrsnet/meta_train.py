@@ -34,10 +34,12 @@ keras-autolr mlrsnet meta-train --task image --data cifar10 --n-train 10000 \\
 ```
 """
 
+import contextlib
 import json
 import math
 import pathlib
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -146,7 +148,8 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         gamma: "auto" (image: reference rule on the initial loss of up to
             `gamma_samples` training examples; text: 40) or a float.
         checkpoint_dir: where net checkpoints, the resume snapshot and
-            `history.json` go (None: no files, no resume).
+            `history.json` go (None: no files, no resume). Every file is
+            written atomically; the run holds `checkpoint_dir/.lock`.
         checkpoints: epochs at which to save the net (default 1, E/2, E).
         x_test, y_test: optional data evaluated each epoch (reported only).
 
@@ -156,7 +159,10 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
     Raises:
         NotImplementedError: the backend is neither TensorFlow nor JAX.
         EmptyDataError: `x` is empty.
-        ValueError: text mode without `vocab_size`, or a bad `val_size`.
+        ValueError: text mode without `vocab_size`, a bad `val_size`, or an
+            unreadable resume snapshot (the message says which file to delete).
+        keras_autolr.runtime.io.OutputLockedError: another process is
+            meta-training into `checkpoint_dir`.
 
     Example:
 
@@ -174,7 +180,7 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
     net, history = meta_train(model, x, y, num_classes=2, val_size=32, t_val=2, epochs=2,
                               batch_size=16, checkpoint_dir="mlrsnet_run", log=lambda s: None)
     print(len(history), sorted(p.name for p in pathlib.Path("mlrsnet_run").iterdir()))
-    # 2 ['history.json', 'mlrsnet_epoch001.keras', 'mlrsnet_epoch002.keras', 'resume.npz']
+    # 2 ['.lock', 'history.json', 'mlrsnet_epoch001.keras', 'mlrsnet_epoch002.keras', 'resume.npz']
     ```
     """
     backend = keras.backend.backend()
@@ -217,71 +223,98 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
 
     ckdir = pathlib.Path(checkpoint_dir) if checkpoint_dir else None
     keep = set(checkpoints or checkpoint_epochs(epochs))
-    history, start, rng = [], 0, np.random.default_rng(seed)
-    state_vars = [h, c] + list(model.variables) + list(model_opt.variables) + list(params) + list(meta_opt.variables)
     if ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
-        snap = ckdir / "resume.npz"
-        if snap.exists():
-            data = np.load(snap)
-            # Every array of the file, so a file from another run fails clearly.
-            snapshot_lib.assign_values(state_vars, [data[f"a{i}"] for i in range(len(data.files))],
-                                       "meta-training variables")
-            meta = json.loads((ckdir / "history.json").read_text())
+    # Two runs on one folder would overwrite each other's snapshots: the second stops at once.
+    with io_lib.exclusive_lock(ckdir / ".lock", ckdir) if ckdir is not None else contextlib.nullcontext():
+        history, start, rng = [], 0, np.random.default_rng(seed)
+        state_vars = [h, c] + list(model.variables) + list(model_opt.variables) + list(params) + list(meta_opt.variables)
+        if ckdir is not None:  # a killed run's temporary files (`io.atomic_path` names), ours under the lock
+            for leftover in [*ckdir.glob(".*.tmp"), *ckdir.glob(".*.tmp.keras")]:
+                leftover.unlink(missing_ok=True)
+        meta = _load_resume(ckdir, state_vars) if ckdir is not None else None
+        if meta is not None:
             history, start, gamma = meta["history"], meta["epoch"], meta["gamma"]
             rng = np.random.default_rng(seed + 7919 * start)
             log(f"resumed at epoch {start}")
 
-    # Built after a resume, which restores gamma.
-    make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
-    train_step, meta_step, to_state, from_state = make_steps(
-        model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm)
-    steps = max(1, len(xt) // batch_size)
-    step_global = start * steps
-    vpos = 0
-    for epoch in range(start, epochs):
-        to_state()  # variables -> the steps' state (JAX; a no-op on TF)
-        t0 = time.time()
-        order = rng.permutation(len(xt))
-        losses, lrs, vals = [], [], []
-        for s in range(steps):
-            idx = order[s * batch_size:(s + 1) * batch_size]
-            xb, yb = xt[idx], yt[idx]
-            if step_global % t_val == 0:
-                vidx = np.arange(vpos, vpos + batch_size) % len(xv)
-                vpos = (vpos + batch_size) % len(xv)
-                lb, a, lv = meta_step(xb, yb, xv[vidx], yv[vidx])
-                vals.append(float(lv))
-            else:
-                lb, a = train_step(xb, yb)
-            losses.append(float(lb))
-            lrs.append(float(a))
-            step_global += 1
-        rec = {
-            "epoch": epoch + 1, "loss": float(np.nanmean(losses)), "lr_mean": float(np.mean(lrs)),
-            "lr_first": lrs[0], "lr_last": lrs[-1], "lr_trace": lrs[:: max(1, steps // 10)],
-            "meta_val_loss": float(np.mean(vals)) if vals else None, "seconds": time.time() - t0,
-        }
-        from_state()  # the steps' state -> variables, for evaluation and snapshots
-        if x_test is not None:
-            ev = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
-            rec["test_loss"] = ev["loss"]
-            if mode == "text":
-                rec["test_perplexity"] = float(np.exp(ev["loss"]))
-            else:
-                probs = model.predict(x_test, batch_size=256, verbose=0)
-                rec["test_accuracy"] = float(np.mean(np.argmax(probs, -1) == np.asarray(y_test)))
-        history.append(rec)
-        log(json.dumps({k: v for k, v in rec.items() if k != "lr_trace"}))
-        net.meta = {"gamma": gamma, "epochs_meta_trained": epoch + 1, "t_val": t_val, "mode": mode}
-        if ckdir is not None:
-            if (epoch + 1) in keep:
-                net.save(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras")
-            io_lib.atomic_save_npz(ckdir / "resume.npz",
-                                   **{f"a{i}": a for i, a in enumerate(snapshot_lib.variable_values(state_vars))})
-            io_lib.atomic_write_json(ckdir / "history.json", {"epoch": epoch + 1, "gamma": gamma, "history": history},
-                                     indent=None)
-    return net, history
+        # Built after a resume, which restores gamma.
+        make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
+        train_step, meta_step, to_state, from_state = make_steps(
+            model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm)
+        steps = max(1, len(xt) // batch_size)
+        step_global = start * steps
+        vpos = 0
+        for epoch in range(start, epochs):
+            to_state()  # variables -> the steps' state (JAX; a no-op on TF)
+            t0 = time.time()
+            order = rng.permutation(len(xt))
+            losses, lrs, vals = [], [], []
+            for s in range(steps):
+                idx = order[s * batch_size:(s + 1) * batch_size]
+                xb, yb = xt[idx], yt[idx]
+                if step_global % t_val == 0:
+                    vidx = np.arange(vpos, vpos + batch_size) % len(xv)
+                    vpos = (vpos + batch_size) % len(xv)
+                    lb, a, lv = meta_step(xb, yb, xv[vidx], yv[vidx])
+                    vals.append(float(lv))
+                else:
+                    lb, a = train_step(xb, yb)
+                losses.append(float(lb))
+                lrs.append(float(a))
+                step_global += 1
+            rec = {
+                "epoch": epoch + 1, "loss": float(np.nanmean(losses)), "lr_mean": float(np.mean(lrs)),
+                "lr_first": lrs[0], "lr_last": lrs[-1], "lr_trace": lrs[:: max(1, steps // 10)],
+                "meta_val_loss": float(np.mean(vals)) if vals else None, "seconds": time.time() - t0,
+            }
+            from_state()  # the steps' state -> variables, for evaluation and snapshots
+            if x_test is not None:
+                ev = model.evaluate(x_test, y_test, batch_size=256, verbose=0, return_dict=True)
+                rec["test_loss"] = ev["loss"]
+                if mode == "text":
+                    rec["test_perplexity"] = float(np.exp(ev["loss"]))
+                else:
+                    probs = model.predict(x_test, batch_size=256, verbose=0)
+                    rec["test_accuracy"] = float(np.mean(np.argmax(probs, -1) == np.asarray(y_test)))
+            history.append(rec)
+            log(json.dumps({k: v for k, v in rec.items() if k != "lr_trace"}))
+            net.meta = {"gamma": gamma, "epochs_meta_trained": epoch + 1, "t_val": t_val, "mode": mode}
+            if ckdir is not None:
+                if (epoch + 1) in keep:
+                    with io_lib.atomic_path(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras", suffix=".tmp.keras") as tmp:
+                        net.save(tmp)  # Keras wants the ".keras" ending
+                meta = {"epoch": epoch + 1, "gamma": gamma, "history": history}
+                # The snapshot carries its own epoch and history: one atomic file, so a kill between two
+                # writes cannot pair the weights of one epoch with the history of another.
+                io_lib.atomic_save_npz(ckdir / "resume.npz", meta=np.array(json.dumps(meta)),
+                                       **{f"a{i}": a for i, a in enumerate(snapshot_lib.variable_values(state_vars))})
+                io_lib.atomic_write_json(ckdir / "history.json", meta, indent=None)  # a readable copy
+        return net, history
+
+
+def _load_resume(ckdir, state_vars):
+    """Assigns `ckdir`'s resume snapshot to `state_vars`; returns its meta dict (None: no snapshot)."""
+    snap = ckdir / "resume.npz"
+    if not snap.exists():
+        return None
+    try:
+        with np.load(snap) as data:
+            arrays = {k: data[k] for k in data.files}
+        # Older snapshots kept the epoch and history only in history.json.
+        meta = arrays.pop("meta", None)
+        meta = json.loads(str(meta)) if meta is not None else json.loads((ckdir / "history.json").read_text())
+        missing = {"history", "epoch", "gamma"} - set(meta)
+        if missing:
+            raise KeyError(f"no {sorted(missing)}")
+    except (OSError, EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"The meta-training resume snapshot {str(snap)!r} is unreadable ({type(err).__name__}: {err}). "
+            f"Delete {snap.name!r} to restart from epoch 0 (the net checkpoints there stay), or pass another "
+            "checkpoint_dir.") from err
+    # Every array of the file, so a file from another run fails clearly.
+    snapshot_lib.assign_values(state_vars, [arrays[f"a{i}"] for i in range(len(arrays))], "meta-training variables")
+    return meta
 
 
 def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):

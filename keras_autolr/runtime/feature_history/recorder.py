@@ -536,6 +536,9 @@ class FeatureHistory(keras.callbacks.Callback):
                 # run are stale.
                 self.epoch_offset = 0
                 self.store.drop_epochs_from(epoch)
+                # The kept epochs are the estimate's recent past, as in an uninterrupted run.
+                for kept in self.store.epochs()[-self.recent.maxlen:]:
+                    self.recent.append({"epoch": int(kept), **self.store.read_epoch(kept)})
             else:
                 recorded = self.store.epochs()
                 self.epoch_offset = max(0, (recorded[-1] + 1 if recorded else 0) - epoch)

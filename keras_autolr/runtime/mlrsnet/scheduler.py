@@ -400,6 +400,8 @@ class MLRSNetScheduler(InStepScheduler):
         self._state = {}  # id(optimizer) -> (h, c, gamma, k) variables
         self._active = 0
         self._last_loss = None
+        self._batch_loss = None
+        self._state_taken = False  # a backup's host state is taken once per fit
 
     # -- setup ---------------------------------------------------------------
 
@@ -484,6 +486,7 @@ class MLRSNetScheduler(InStepScheduler):
         self._warn_if_task_looks_different()
         self._resolve_sizes()
         self._vars, self._theta = self._state_vars(self._opt)
+        self._state_taken = False
         if self.gamma != "auto" and float(ops.convert_to_numpy(self._vars[2])) <= 0:
             self._vars[2].assign(float(self.gamma))
         relative = self.scale == "relative" or (
@@ -519,9 +522,49 @@ class MLRSNetScheduler(InStepScheduler):
         lr_lib.assign_learning_rate(self._opt, lr)
         return lr, sanitize(grads, finite)
 
+    # -- host state carried by BackupAndRestore ------------------------------
+
+    _STATE = "mlrsnet"
+
+    def set_model(self, model):
+        super().set_model(model)
+        # From set_model, so a BackupAndRestore listed before us saves it too.
+        if getattr(model, "optimizer", None) is not None:
+            try:
+                lr_lib.add_host_state(model.optimizer, self._STATE, self._host_state)
+            except lr_lib.LearningRateError:
+                pass  # on_train_begin says what is wrong
+
+    def _host_state(self):
+        # The stage and the loss a swap's gamma comes from: the host reads them, the step
+        # never does. A backup listed before us saves ahead of our on_epoch_end, so the
+        # epoch's loss is the last batch's running mean (the value Keras logs for the epoch).
+        loss = self._last_loss if self._batch_loss is None else float(ops.convert_to_numpy(self._batch_loss))
+        return {"stage": self._active, "last_loss": loss}
+
+    def _restore(self):
+        """Takes back the stage and last loss of a `BackupAndRestore` backup (once per fit)."""
+        self._state_taken = True
+        state = lr_lib.take_host_state(self.model.optimizer, self._STATE)
+        if state is None:
+            return
+        self._last_loss = state["last_loss"]
+        stage = min(max(int(state["stage"]), 0), len(self.nets) - 1)
+        if stage != self._active:  # the backup restored theta, unless it ran before theta existed
+            self._active = stage
+            self._load_theta(self._theta, stage)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if logs is not None and "loss" in logs:
+            self._batch_loss = logs["loss"]  # converted only when a backup saves it
+
     # -- swaps, logging --------------------------------------------------------
 
     def on_epoch_begin(self, epoch, logs=None):
+        if not self._state_taken:
+            self._restore()
+        self._batch_loss = None
         target = self.protocol.stage(epoch, self._epochs, len(self.nets))
         if target != self._active:
             self._active = target
