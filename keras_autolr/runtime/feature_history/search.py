@@ -165,6 +165,8 @@ class ProxyTunerMixin:
         keep_histories: keep each trial's HDF5 history (default: deleted at
             the end of the trial to save disk; the promoted children of a
             Hyperband trial copy it before that).
+        proxy_fit: `ProxyAccuracy`'s `fit` (a `ClassifierFit`, True for the
+            default 200 steps, False for none).
 
     Example:
 
@@ -183,7 +185,7 @@ class ProxyTunerMixin:
     history_name = "features.h5"
 
     def __init__(self, *args, proxy_k=10, proxy_every=1, train_samples=None,
-                 feature_dtype="float16", keep_histories=True, **kwargs):
+                 feature_dtype="float16", keep_histories=True, proxy_fit=True, **kwargs):
         given_oracle = "oracle" in kwargs or (args and hasattr(args[0], "create_trial"))
         if not given_oracle:  # a tuner built on a ready oracle takes no objective
             kwargs.setdefault("objective", proxy_objective())
@@ -193,6 +195,7 @@ class ProxyTunerMixin:
         self.train_samples = train_samples
         self.feature_dtype = feature_dtype
         self.keep_histories = bool(keep_histories)
+        self.proxy_fit = proxy_fit
 
     def history_path(self, trial_id):
         return os.path.join(self.get_trial_dir(trial_id), self.history_name)
@@ -213,7 +216,7 @@ class ProxyTunerMixin:
             overwrite=not parent, file_per_copy=False)
         callbacks = list(kwargs.pop("callbacks", []) or [])
         callbacks += [recorder, ProxyAccuracy(recorder, k=self.proxy_k,
-                                              every=self.proxy_every)]
+                                              every=self.proxy_every, fit=self.proxy_fit)]
         kwargs["callbacks"] = callbacks
         return super().run_trial(trial, *args, **kwargs)
 
