@@ -28,6 +28,7 @@ import errno
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -77,7 +78,8 @@ def _tmpfs(tmp_path):
     """`(folder, set_free)` on a tmpfs (`set_free(n)` leaves about n bytes free), or None without root."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+    if os.geteuid() != 0 or shutil.which("mount") is None or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
                                            capture_output=True).returncode != 0:
         yield None
         return
