@@ -242,6 +242,21 @@ def _calibrate(args, out):
     return calibrated
 
 
+def _panels(plt, n, row_height, cols=3):
+    """A grid of `n` panels, `cols` per row."""
+    rows = (n + cols - 1) // cols
+    return plt.subplots(rows, cols, figsize=(4.2 * cols, row_height * rows), squeeze=False)
+
+
+def _save_panels(plt, fig, axes, n, path):
+    """Hides the unused panels, saves the figure and closes it."""
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=120)
+    plt.close(fig)
+
+
 def _plot_time_to_target(summary, path, reports):
     """One panel per workload: each method's median seconds to target (missing bar: not reached)."""
     plt = reports.pyplot()
@@ -249,10 +264,7 @@ def _plot_time_to_target(summary, path, reports):
         return
     names = sorted(summary["workloads"])
     methods = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
-    cols = 3
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 0.12 * len(methods) * rows + 1.5 * rows),
-                             squeeze=False)
+    fig, axes = _panels(plt, len(names), 0.12 * len(methods) + 1.5)
     for ax, w in zip(axes.flat, names):
         times = [summary["workloads"][w].get(m, {}).get("seconds_to_target") for m in methods]
         ax.barh(range(len(methods)), [t or 0.0 for t in times], color="tab:blue")
@@ -261,11 +273,7 @@ def _plot_time_to_target(summary, path, reports):
         ax.set_title(w, fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
         ax.set_xlabel("seconds to target", fontsize=6)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=120)
-    plt.close(fig)
+    _save_panels(plt, fig, axes, len(names), path)
 
 
 def _plot_lr_curves(records, path, reports):
@@ -275,9 +283,7 @@ def _plot_lr_curves(records, path, reports):
     if plt is None or not runs:
         return
     names = sorted({r["workload"] for r in runs})
-    cols = 3
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = _panels(plt, len(names), 3.0)
     for ax, w in zip(axes.flat, names):
         for r in (r for r in runs if r["workload"] == w and "@" not in r["method"]):
             lrs = [v if v and v > 0 else None for v in r["curve"]["lr"]]
@@ -286,11 +292,7 @@ def _plot_lr_curves(records, path, reports):
         ax.set_title(w, fontsize=8)
         ax.tick_params(labelsize=6)
     axes.flat[0].legend(fontsize=4, ncol=2)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=120)
-    plt.close(fig)
+    _save_panels(plt, fig, axes, len(names), path)
 
 
 def _plot_profiles(summary, path, reports):
