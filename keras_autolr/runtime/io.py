@@ -37,7 +37,7 @@ import filelock
 import numpy as np
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
-           "exclusive_lock", "OutputLockedError"]
+           "exclusive_lock", "acquire_lock", "OutputLockedError"]
 
 # Read once: a new file gets the mode a plain open() would give it (mkstemp's is 0600).
 _UMASK = os.umask(0o022)
@@ -258,17 +258,50 @@ def exclusive_lock(lock_path, what):
         atomic_write_text("out.txt", "mine\\n")
     ```
     """
+    lock = acquire_lock(lock_path, repr(os.fspath(what)))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def acquire_lock(lock_path, what, *, error=OutputLockedError,
+                 advice="Wait for it to finish, or write to another path."):
+    """Takes the lock file `lock_path` now and returns it held; raises at once if another process holds it.
+
+    The one place a lock is acquired: `exclusive_lock` holds it for a block,
+    writers that live longer than a block (`HistoryStore`) keep it until they
+    close and then call `release()`.
+
+    Args:
+        lock_path: the lock file; its folder is created.
+        what: the output it protects, as the error message names it.
+        error: the exception class raised when the lock is taken.
+        advice: what the error tells the user to do.
+
+    Returns:
+        The held `filelock.FileLock`.
+
+    Raises:
+        error: another process holds the lock.
+
+    Example:
+
+    ```python
+    from keras_autolr.runtime.io import acquire_lock
+
+    lock = acquire_lock("out.txt.lock", "out.txt")
+    print(lock.is_locked)  # True
+    lock.release()
+    ```
+    """
     lock_path = os.fspath(lock_path)
     os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
     lock = filelock.FileLock(lock_path, timeout=0, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise OutputLockedError(
-            f"Another process is writing {os.fspath(what)!r} (it holds {lock_path!r}). Wait for it to "
-            "finish, or write to another path. The lock is released when that process ends, even if "
-            "it is killed.") from None
-    try:
-        yield
-    finally:
-        lock.release()
+        raise error(
+            f"Another process is writing {what} (it holds {lock_path!r}). {advice} The lock is "
+            "released when that process ends, even if it is killed.") from None
+    return lock

@@ -50,10 +50,10 @@ import time
 import warnings
 import weakref
 
-import filelock
 import h5py
 import numpy as np
 
+from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime.io import atomic_path
 
 __all__ = ["HistoryStore", "HistoryMismatchError", "HistoryLockedError", "open_history", "epoch_dir",
@@ -71,7 +71,7 @@ class HistoryMismatchError(ValueError):
     """The file on disk was recorded from a different model."""
 
 
-class HistoryLockedError(RuntimeError):
+class HistoryLockedError(io_lib.OutputLockedError, RuntimeError):
     """Another process is writing the same feature history."""
 
 
@@ -235,15 +235,10 @@ class HistoryStore:
         if stale is not None:
             stale.close(because="another HistoryStore in this process took over "
                         f"{self.path!r}; open a new HistoryStore to write it")
-        lock = filelock.FileLock(lock_path, timeout=0, thread_local=False)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise HistoryLockedError(
-                f"Another process is writing the feature history {self.path!r} (it holds "
-                f"{lock_path!r}). Wait for that run to finish, or record this run to "
-                "another path (e.g. FeatureHistory('run2.h5', ...)). The lock is released "
-                "when that process ends, even if it is killed.") from None
+        lock = io_lib.acquire_lock(
+            lock_path, f"the feature history {self.path!r}", error=HistoryLockedError,
+            advice="Wait for that run to finish, or record this run to another path "
+                   "(e.g. FeatureHistory('run2.h5', ...)).")
         self._lock = lock
         _WRITERS[lock_path] = self
 

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime.feature_history import store as store_lib
 from keras_autolr.runtime.feature_history.store import HistoryMismatchError
 from keras_autolr.runtime.feature_history.store import HistoryStore
@@ -268,6 +269,8 @@ def test_second_writer_in_another_process_is_refused(tmp_path):
         with pytest.raises(store_lib.HistoryLockedError, match="Another process is writing") as info:
             HistoryStore(path, fingerprint="fp")
         assert "another path" in str(info.value)
+        # One family with every other locked output, so one `except OutputLockedError` catches all.
+        assert isinstance(info.value, io_lib.OutputLockedError)
         HistoryStore(path)  # readers need no lock
         holder.stdin.write("go\n")
         holder.stdin.flush()
