@@ -1,17 +1,22 @@
 """`keras-autolr mlrsnet ...`: meta-train an MLR-SNet, or convert the authors' nets.
 
 Purpose: rebuild the shipped nets with one command (the exact commands are in
-`saved_controllers/mlrsnet.md`). Meta-training runs are resumable: rerunning
-the same command with the same `--checkpoint-dir` continues from the last
-epoch. `import-official` converts one of the authors' PyTorch files
-(`mlr_snet 1.pth`, ...) to a Keras `.keras` net without PyTorch.
+`saved_controllers/mlrsnet.md`). `--details reference` (the default) meta-trains
+with the official code's details (meta-training LSTM cell, weight decay in the
+lookahead, crop + flip augmentation of images, theta updated on batches
+counted within each epoch); `--details shipped` with those of the shipped
+`mlrsnet_image*` / `mlrsnet_text*` nets. Meta-training runs are resumable:
+rerunning the same command with the same `--checkpoint-dir` continues from
+the last epoch (with other details it stops with a message).
+`import-official` converts one of the authors' PyTorch files (`mlr_snet 1.pth`,
+...) to a Keras `.keras` net without PyTorch.
 
 Example:
 
 ```
 keras-autolr mlrsnet meta-train --task image --data cifar10 --n-train 10000 \\
-    --epochs 30 --t-val 20 --checkpoint-dir runs/mlrsnet_image \\
-    --out saved_controllers/mlrsnet_image.keras
+    --epochs 30 --t-val epoch --checkpoint-dir runs/mlrsnet_image \\
+    --out runs/mlrsnet_image.keras
 keras-autolr mlrsnet import-official "mlr_snet 1.pth" saved_controllers/mlrsnet_official_1.keras
 ```
 """
@@ -26,7 +31,8 @@ def add_parser(subparsers):
     """Adds the `mlrsnet` command group to the `keras-autolr` CLI.
 
     `meta-train` builds a recipe
-    (`keras_autolr.harness.recipes.meta_training`), runs
+    (`keras_autolr.harness.recipes.meta_training`; `--details`, `--cell`,
+    `--augment`, `--t-val N|epoch` choose the meta-training details), runs
     `keras_autolr.pipelines.mlrsnet.meta_train.meta_train` and saves the net;
     `import-official SRC DST [--cell meta_test|meta_train]` converts an
     official `.pth` file (`keras_autolr.runtime.mlrsnet.load_official`).
@@ -57,7 +63,15 @@ def add_parser(subparsers):
     m.add_argument("--n-tokens", type=int, default=None, help="text: training tokens used")
     m.add_argument("--epochs", type=int, default=30)
     m.add_argument("--batch-size", type=int, default=None, help="default 128 image, 32 text")
-    m.add_argument("--t-val", type=int, default=None, help="steps between theta updates (default 20 image, 50 text)")
+    m.add_argument("--t-val", type=_t_val, default=None,
+                   help="batches between theta updates, or 'epoch' (one per epoch; the default for images with "
+                        "--details reference; text 50)")
+    m.add_argument("--details", choices=("reference", "shipped"), default="reference",
+                   help="meta-training details: the official code's (default) or the shipped nets'")
+    m.add_argument("--cell", choices=("meta_train", "meta_test"), default=None,
+                   help="LSTM cell of the new net (default: the details', meta_train for reference)")
+    m.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random crop + flip of image batches (default: on for images with --details reference)")
     m.add_argument("--val-size", type=int, default=1000)
     m.add_argument("--width", type=int, default=32, help="image CNN width")
     m.add_argument("--units", type=int, default=128, help="text LSTM units")
@@ -86,7 +100,8 @@ def _meta_train_cmd(args):
     setup = recipes.meta_training(
         args.task, data=args.data, n_train=args.n_train, n_tokens=args.n_tokens, epochs=args.epochs,
         batch_size=args.batch_size, t_val=args.t_val, val_size=args.val_size, width=args.width,
-        units=args.units, seq_len=args.seq_len, seed=args.seed)
+        units=args.units, seq_len=args.seq_len, seed=args.seed, details=args.details, cell=args.cell,
+        augment=args.augment)
     net, history = meta_train(**setup, checkpoint_dir=args.checkpoint_dir)
     net.meta = dict(net.meta, command=" ".join(os.sys.argv), data=args.data or recipes.DEFAULT_DATA[args.task])
     out = pathlib.Path(args.out)
@@ -94,6 +109,18 @@ def _meta_train_cmd(args):
     net.save(out)
     print(f"saved {out}")
     return 0
+
+
+def _t_val(text):
+    if text == "epoch":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of batches >= 1 or 'epoch', not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of batches >= 1 or 'epoch', not {text!r}")
+    return value
 
 
 def _import_official_cmd(args):

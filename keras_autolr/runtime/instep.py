@@ -209,11 +209,30 @@ def _tf_train_step(self, data):
         scaled = self.optimizer.scale_loss(loss)
     weights = self.trainable_weights
     grads = tape.gradient(scaled, weights)
+    replica = tf.distribute.get_replica_context()
+    replicas = replica.num_replicas_in_sync if replica is not None else 1
+    if replicas > 1:
+        # Each replica holds a share of the batch: the rule sees the whole batch's
+        # loss and gradients, as on one device, so every replica sets the same LR.
+        unscaled = replica.all_reduce(tf.distribute.ReduceOp.MEAN, unscaled)
+        grads = _all_reduce_sum(replica, grads)
     lr, grads = ctrl.step_update(unscaled, grads, [w.value for w in weights])
+    if replicas > 1:  # apply_gradients sums the replicas' gradients again
+        grads = [None if g is None else tf.math.scalar_mul(1.0 / replicas, g) for g in grads]
     self.optimizer.apply_gradients(zip(grads, weights))
     logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
     logs["step_lr"] = lr
     return logs
+
+
+def _all_reduce_sum(replica, grads):
+    """`grads` summed over the replicas (None entries kept)."""
+    present = [i for i, g in enumerate(grads) if g is not None]
+    summed = replica.all_reduce("sum", [grads[i] for i in present]) if present else []
+    out = list(grads)
+    for i, g in zip(present, summed):
+        out[i] = g
+    return out
 
 
 def _unscale_loss_for_distribution(loss):

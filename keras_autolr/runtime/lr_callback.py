@@ -55,6 +55,25 @@ class LearningRateCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.initial_lr = lr_lib.prepare(self.model.optimizer)
+        self._sync_train_function()
+
+    def _sync_train_function(self):
+        """Recompiles the train step if the optimizer gained variables since Keras compiled it.
+
+        Only under a `keras.distribution` on JAX, where Keras compiles the step
+        with one output sharding per optimizer variable (fixed when `fit`
+        starts, before `on_train_begin`), so variables added there (a schedule's
+        multiplier, ARC's state) would not match it. Call it after adding them.
+        """
+        model = self.model
+        if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+            return
+        if getattr(model, "train_function", None) is None:
+            return
+        count = len(model.optimizer.variables)
+        if model.__dict__.get("_autolr_compiled_opt_vars") != count:
+            model.make_train_function(force=True)
+            model._autolr_compiled_opt_vars = count
 
     def get_lr(self):
         """The model optimizer's current LR, a float."""

@@ -233,6 +233,7 @@ def _write_chain(f, chain_id, rec, base_seed):
         g.attrs[key] = rec[key]
     g.attrs["chain_id"] = chain_id
     g.attrs["base_seed"] = base_seed
+    g.attrs.update(rec.get("attrs", {}))  # an engine's extra draws (generate_vmap)
     g.attrs["complete"] = True  # written last: a crash leaves an incomplete group
     f.flush()
 

@@ -2,35 +2,68 @@
 
 Purpose: the training stage of MLR-SNet (Algorithm 1 of the paper, with the
 official code's choices). While a model trains on its task with SGD and the
-LR of every batch predicted by the net, every `t_val` steps theta is updated:
+LR of every batch predicted by the net, theta is updated on chosen steps (see
+`meta_update_steps`):
 
 1. on the current training batch, loss L and gradient g at weights w;
 2. the LR a = gamma * p(L; theta, h, c) and the one-step lookahead
-   w_hat = w - a * g (SGD, whatever the model's optimizer);
+   w_hat = w - a * (g + wd * w), wd the model's SGD weight decay (the
+   official `MetaSGD` step; `lookahead_weight_decay=False` drops the wd term,
+   as every run before issue 18.3 did; momentum, if any, is left out of
+   the lookahead: the reference meta-trains with momentum 0);
 3. the validation loss of w_hat on one batch of a validation split carved out
    of the training data; its gradient reaches theta only through a
-   (first order: g is a constant), i.e. dL_val/dtheta = dL_val/da * da/dtheta;
+   (first order: g and w are constants), i.e.
+   dL_val/dtheta = dL_val/da * da/dtheta;
 4. Adam(1e-3, weight decay 1e-4) on theta (Keras's decoupled weight decay;
    the reference's PyTorch Adam adds it to the gradient);
 5. the model's step then uses the freshly updated net's LR.
+
+The reference's details (`xjtushujun/MLR-SNet`,
+`meta-train/image-classification/meta_train.py` and `module.py`), the
+defaults here since issue 18.3:
+
+* the LSTM cell of the official meta-training code (`cell="meta_train"`:
+  chunks in, forget, out, transform and `sigmoid(forget - 1)`); the nets
+  shipped before were meta-trained with `"meta_test"` and keep working (a
+  net records its cell);
+* the meta updates count batches within each epoch: image mode updates on
+  batch i (0-based) of every epoch with `(i + 1) % t_val == 0` (t_val 300 at
+  ~390 batches per CIFAR-10 epoch: once per epoch, at batch 299), text mode
+  with `i % t_val == 0` (`language-modeling/meta_train.py`: at the first
+  batch of each epoch, then every t_val); `t_val="epoch"` is exactly one
+  meta update per epoch at any data size (image: the last batch, text: the
+  first), the reference's rate on subsets where 300 batches exceed an epoch
+  (`meta_schedule="global"`: a global step counter from step 0, before 18.3);
+* random crop (zero padding of 4, pixels of the input as given) and
+  horizontal flip of every training and meta-validation batch
+  (`augment="auto"`: on for image mode with (H, W, C) inputs; the
+  reference's `transform_train` on CIFAR, applied to both loaders).
+
+One official detail is not followed: on a meta step the official net is
+called twice (lookahead, then model step), so its LSTM state advances two
+steps there; here it advances once per batch.
 
 The LSTM state persists across all steps and epochs (truncated
 back-propagation of one step). Checkpoints of the net are written at the
 chosen epochs (the reference keeps epochs 1, E/2 and E for the
 early/middle/late swap of the meta-test), and a resume snapshot at the end of
-every epoch, so an interrupted run continues where it stopped.
+every epoch, so an interrupted run continues where it stopped; the snapshot
+records the options above, and a resume with other options stops with a
+message.
 
 Runs on TensorFlow (`tf.GradientTape` in `tf.function`s) and on JAX (pure
 `stateless_call` / `stateless_apply` steps under `jax.jit`, the fast path on
-a GPU); the two share everything else: data order, gamma, checkpoints,
-resume snapshots and history. The meta-test (`MLRSNetScheduler`) runs on both.
+a GPU); the two share everything else: data order, augmentation, gamma,
+checkpoints, resume snapshots and history. The meta-test
+(`MLRSNetScheduler`) runs on both.
 
-Example (command line, the run behind the shipped image net; `meta_train`
+Example (command line, a run with the reference's details; `meta_train`
 below runs one in miniature):
 
 ```
 keras-autolr mlrsnet meta-train --task image --data cifar10 --n-train 10000 \\
-    --epochs 30 --t-val 20 --checkpoint-dir runs/mlrsnet_image --out mlrsnet_image.keras
+    --epochs 30 --t-val epoch --checkpoint-dir runs/mlrsnet_image --out mlrsnet_image.keras
 ```
 """
 
@@ -50,9 +83,15 @@ from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime import snapshot as snapshot_lib
 from keras_autolr.runtime.mlrsnet import gamma as gamma_lib
 from keras_autolr.runtime.mlrsnet.gamma import EmptyDataError
-from keras_autolr.runtime.mlrsnet.net import MLRSNet, cell_step, check_mode
+from keras_autolr.runtime.mlrsnet.net import MLRSNet, cell_step, check_mode, get_cell
 
-__all__ = ["carve_validation", "meta_train", "checkpoint_epochs"]
+__all__ = ["carve_validation", "meta_train", "checkpoint_epochs", "meta_update_steps", "augment_images",
+           "LEGACY_OPTIONS"]
+
+# The meta-training details of every run before issue 18.3 (the shipped `mlrsnet_image*` / `mlrsnet_text*`
+# nets): what a resume snapshot without an "options" record was written with.
+LEGACY_OPTIONS = {"cell": "meta_test", "augment": False, "lookahead_weight_decay": False, "meta_schedule": "global"}
+META_SCHEDULES = ("reference", "global")
 
 
 def carve_validation(x, y, val_size, num_classes=None, seed=0):
@@ -126,10 +165,112 @@ def checkpoint_epochs(epochs):
     return sorted({1, max(1, epochs // 2), epochs})
 
 
+def meta_update_steps(steps_per_epoch, t_val, *, epoch=0, mode="image", meta_schedule="reference"):
+    """The batches (0-based, within epoch `epoch`) on which `meta_train` updates theta.
+
+    "reference" counts batches within each epoch as the official code does:
+    image mode updates on batch i when `(i + 1) % t_val == 0` (t_val 300 at
+    390 batches per epoch: batch 299 only), text mode when `i % t_val == 0`
+    (batch 0, t_val, ...). "global" (every run before issue 18.3) counts
+    from the run's first step: global step `epoch * steps_per_epoch + i`
+    with `step % t_val == 0`. `t_val="epoch"` means t_val = steps_per_epoch:
+    one update per epoch whatever the data size.
+
+    Args:
+        steps_per_epoch: batches per epoch.
+        t_val: batches between meta updates (an int >= 1) or "epoch".
+        epoch: the 0-based epoch (only "global" depends on it).
+        mode: "image" or "text" (the reference's two loops differ).
+        meta_schedule: "reference" or "global".
+
+    Returns:
+        A sorted list of batch indices in `range(steps_per_epoch)`.
+
+    Raises:
+        ValueError: a bad `t_val`, `mode` or `meta_schedule`.
+
+    Example:
+
+    ```python
+    from keras_autolr.pipelines.mlrsnet.meta_train import meta_update_steps
+
+    print(meta_update_steps(390, 300), meta_update_steps(7, 3, mode="text"))  # [299] [0, 3, 6]
+    print(meta_update_steps(148, "epoch"), meta_update_steps(5, 2, epoch=1, meta_schedule="global"))  # [147] [1, 3]
+    ```
+    """
+    steps, t = int(steps_per_epoch), _resolve_t_val(t_val, steps_per_epoch)
+    if meta_schedule not in META_SCHEDULES:
+        raise ValueError(f"meta_schedule must be one of {META_SCHEDULES}, got {meta_schedule!r}.")
+    if mode not in ("image", "text"):
+        raise ValueError(f"mode must be 'image' or 'text', got {mode!r}.")
+    if meta_schedule == "global":
+        return [i for i in range(steps) if (epoch * steps + i) % t == 0]
+    phase = 1 if mode == "image" else 0
+    return [i for i in range(steps) if (i + phase) % t == 0]
+
+
+def _resolve_t_val(t_val, steps_per_epoch):
+    if t_val == "epoch":
+        return max(1, int(steps_per_epoch))
+    if isinstance(t_val, str) or int(t_val) != t_val or int(t_val) < 1:
+        raise ValueError(f"t_val must be a whole number of batches >= 1 or 'epoch', got {t_val!r}.")
+    return int(t_val)
+
+
+def augment_images(x, rng, pad=4, flip=True):
+    """Random crop (zero padding of `pad`) and random horizontal flip of an image batch, in numpy.
+
+    The reference's CIFAR `transform_train` (`RandomCrop(32, padding=4)`,
+    `RandomHorizontalFlip()`), per example. The padding is 0 in the input's
+    own units (for standardised inputs, the mean colour; the reference pads
+    black before normalising). Deterministic given `rng`'s state.
+
+    Args:
+        x: images, shape (B, H, W, C).
+        rng: a `numpy.random.Generator`.
+        pad: pixels of zero padding on each side before the crop (0: no crop).
+        flip: flip each image left-right with probability 1/2.
+
+    Returns:
+        An array of `x`'s shape and dtype.
+
+    Raises:
+        ValueError: `x` is not 4-D.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_autolr.pipelines.mlrsnet.meta_train import augment_images
+
+    x = np.arange(2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
+    a = augment_images(x, np.random.default_rng(0))
+    b = augment_images(x, np.random.default_rng(0))
+    print(a.shape, np.array_equal(a, b))  # (2, 8, 8, 3) True
+    ```
+    """
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"augment_images takes image batches of shape (B, H, W, C), got shape {x.shape}.")
+    b, hgt, wid, _ = x.shape
+    # Draws in a fixed order (offsets, then flips) whatever the options, so a seed means one thing.
+    oy, ox = rng.integers(0, 2 * pad + 1, size=(2, b))
+    flips = rng.random(b) < 0.5
+    if pad:
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        rows = (oy[:, None] + np.arange(hgt))[:, :, None]
+        cols = (ox[:, None] + np.arange(wid))[:, None, :]
+        x = padded[np.arange(b)[:, None, None], rows, cols]
+    if flip:
+        x = np.where(flips[:, None, None, None], x[:, :, ::-1], x)
+    return x
+
+
 def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=None, vocab_size=None,
                val_size=1000, t_val=300, epochs=10, batch_size=128, momentum=0.0, weight_decay=5e-4,
                clipnorm=None, meta_lr=1e-3, meta_weight_decay=1e-4, gamma="auto", gamma_samples=5000,
-               checkpoint_dir=None, checkpoints=None, seed=0, x_test=None, y_test=None, log=print):
+               checkpoint_dir=None, checkpoints=None, seed=0, x_test=None, y_test=None, log=print, cell=None,
+               augment="auto", lookahead_weight_decay=True, meta_schedule="reference"):
     """Meta-trains an MLR-SNet while training `model` on (x, y).
 
     Args:
@@ -141,7 +282,11 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         num_classes: classes (image; gamma rule and balanced validation split).
         vocab_size: vocabulary size (text; net input is loss / log(vocab)).
         val_size: validation examples carved from (x, y).
-        t_val: steps between theta updates.
+        t_val: batches between theta updates, or "epoch" (one per epoch);
+            which batches: `meta_update_steps`. The reference's 300 at
+            batch 128 on CIFAR-10 is one update per epoch; on a subset with
+            fewer than t_val batches per epoch "reference" would never
+            update theta (an error), so pass "epoch" there.
         epochs, batch_size: the model's training run.
         momentum, weight_decay, clipnorm: the model's SGD.
         meta_lr, meta_weight_decay: Adam on theta.
@@ -152,15 +297,33 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             written atomically; the run holds `checkpoint_dir/.lock`.
         checkpoints: epochs at which to save the net (default 1, E/2, E).
         x_test, y_test: optional data evaluated each epoch (reported only).
+        log: called with one line of text per epoch.
+        cell: the net's LSTM cell, "meta_train" (the official meta-training
+            cell; default for a fresh net) or "meta_test" (the cell of the
+            nets shipped before issue 18.3). None with `net`: the net's own
+            cell; a different one is an error.
+        augment: "auto" (random crop + flip for image mode with (H, W, C)
+            inputs, none otherwise), True or False (`augment_images`, on
+            every training and meta-validation batch, seeded by `seed` and
+            the epoch).
+        lookahead_weight_decay: include the model's `weight_decay` in the
+            lookahead, w_hat = w - a * (g + wd * w) (the reference, the
+            default; False: w - a * g, the runs before issue 18.3).
+        meta_schedule: "reference" (batches counted within each epoch, the
+            official code) or "global" (from the run's first step, before
+            issue 18.3); see `meta_update_steps`.
 
     Returns:
-        (net, history) where history is a list of per-epoch dicts.
+        (net, history) where history is a list of per-epoch dicts
+        (`meta_updates`: the theta updates of that epoch).
 
     Raises:
         NotImplementedError: the backend is neither TensorFlow nor JAX.
         EmptyDataError: `x` is empty.
-        ValueError: text mode without `vocab_size`, a bad `val_size`, or an
-            unreadable resume snapshot (the message says which file to delete).
+        ValueError: text mode without `vocab_size`, a bad `val_size`,
+            `t_val`, `cell` or `augment`, a schedule that never updates
+            theta, an unreadable resume snapshot, or one written with other
+            options (the message says what to do).
         keras_autolr.runtime.io.OutputLockedError: another process is
             meta-training into `checkpoint_dir`.
 
@@ -191,13 +354,28 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         )
     if len(x) == 0:
         raise EmptyDataError("The training data is empty: nothing to meta-train on.")
-    net = net or MLRSNet(mode=mode, seed=seed)
+    if net is None:
+        net = MLRSNet(mode=mode, seed=seed, cell=cell or "meta_train")
+    elif cell is not None and get_cell(cell).name != net.cell.name:
+        raise ValueError(f"net runs the {net.cell.name!r} cell but cell={get_cell(cell).name!r}; pass cell=None "
+                         "to continue with the net's own cell, or no net to start a fresh one with this cell.")
     check_mode(net, mode)
     if mode == "text" and not vocab_size:
         raise ValueError("Text meta-training needs vocab_size (the net's input is loss / log(vocab)).")
     norm = math.log(vocab_size) if mode == "text" else 1.0
     loss_fn = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     xt, yt, xv, yv = carve_validation(x, y, val_size, num_classes if mode == "image" else None, seed)
+    steps = max(1, len(xt) // batch_size)
+    augment = _resolve_augment(augment, mode, xt)
+    first_epoch = meta_update_steps(steps, t_val, mode=mode, meta_schedule=meta_schedule)  # also checks them
+    if meta_schedule == "reference" and not first_epoch:
+        raise ValueError(
+            f"t_val={t_val} exceeds the {steps} batches per epoch: with meta_schedule='reference' (batches counted "
+            "within each epoch, as the official code) theta would never be updated. Pass t_val='epoch' (one "
+            f"update per epoch) or a t_val <= {steps}.")
+    options = {"cell": net.cell.name, "augment": augment, "lookahead_weight_decay": bool(lookahead_weight_decay),
+               "meta_schedule": meta_schedule}
+    wd_lookahead = float(weight_decay or 0.0) if lookahead_weight_decay else 0.0
     keras.utils.set_random_seed(seed)
 
     model_opt = keras.optimizers.SGD(1.0, momentum=momentum, weight_decay=weight_decay or None)
@@ -234,6 +412,7 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
                 leftover.unlink(missing_ok=True)
         meta = _load_resume(ckdir, state_vars) if ckdir is not None else None
         if meta is not None:
+            _check_options(meta.get("options", LEGACY_OPTIONS), options, ckdir)
             history, start, gamma = meta["history"], meta["epoch"], meta["gamma"]
             rng = np.random.default_rng(seed + 7919 * start)
             log(f"resumed at epoch {start}")
@@ -241,32 +420,36 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         # Built after a resume, which restores gamma.
         make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
         train_step, meta_step, to_state, from_state = make_steps(
-            model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm)
-        steps = max(1, len(xt) // batch_size)
-        step_global = start * steps
+            model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm, net.cell, wd_lookahead)
         vpos = 0
         for epoch in range(start, epochs):
             to_state()  # variables -> the steps' state (JAX; a no-op on TF)
             t0 = time.time()
             order = rng.permutation(len(xt))
+            # Its own stream per epoch: a resumed run augments as an uninterrupted one would.
+            aug_rng = np.random.default_rng((seed, 183, epoch)) if augment else None
+            meta_at = set(meta_update_steps(steps, t_val, epoch=epoch, mode=mode, meta_schedule=meta_schedule))
             losses, lrs, vals = [], [], []
             for s in range(steps):
                 idx = order[s * batch_size:(s + 1) * batch_size]
                 xb, yb = xt[idx], yt[idx]
-                if step_global % t_val == 0:
+                if augment:
+                    xb = augment_images(xb, aug_rng)
+                if s in meta_at:
                     vidx = np.arange(vpos, vpos + batch_size) % len(xv)
                     vpos = (vpos + batch_size) % len(xv)
-                    lb, a, lv = meta_step(xb, yb, xv[vidx], yv[vidx])
+                    xvb = augment_images(xv[vidx], aug_rng) if augment else xv[vidx]
+                    lb, a, lv = meta_step(xb, yb, xvb, yv[vidx])
                     vals.append(float(lv))
                 else:
                     lb, a = train_step(xb, yb)
                 losses.append(float(lb))
                 lrs.append(float(a))
-                step_global += 1
             rec = {
                 "epoch": epoch + 1, "loss": float(np.nanmean(losses)), "lr_mean": float(np.mean(lrs)),
                 "lr_first": lrs[0], "lr_last": lrs[-1], "lr_trace": lrs[:: max(1, steps // 10)],
-                "meta_val_loss": float(np.mean(vals)) if vals else None, "seconds": time.time() - t0,
+                "meta_val_loss": float(np.mean(vals)) if vals else None, "meta_updates": len(vals),
+                "seconds": time.time() - t0,
             }
             from_state()  # the steps' state -> variables, for evaluation and snapshots
             if x_test is not None:
@@ -279,18 +462,38 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
                     rec["test_accuracy"] = float(np.mean(np.argmax(probs, -1) == np.asarray(y_test)))
             history.append(rec)
             log(json.dumps({k: v for k, v in rec.items() if k != "lr_trace"}))
-            net.meta = {"gamma": gamma, "epochs_meta_trained": epoch + 1, "t_val": t_val, "mode": mode}
+            net.meta = {"gamma": gamma, "epochs_meta_trained": epoch + 1, "t_val": t_val, "mode": mode, **options}
             if ckdir is not None:
                 if (epoch + 1) in keep:
                     with io_lib.atomic_path(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras", suffix=".tmp.keras") as tmp:
                         net.save(tmp)  # Keras wants the ".keras" ending
-                meta = {"epoch": epoch + 1, "gamma": gamma, "history": history}
+                meta = {"epoch": epoch + 1, "gamma": gamma, "history": history, "options": options}
                 # The snapshot carries its own epoch and history: one atomic file, so a kill between two
                 # writes cannot pair the weights of one epoch with the history of another.
                 io_lib.atomic_save_npz(ckdir / "resume.npz", meta=np.array(json.dumps(meta)),
                                        **{f"a{i}": a for i, a in enumerate(snapshot_lib.variable_values(state_vars))})
                 io_lib.atomic_write_json(ckdir / "history.json", meta, indent=None)  # a readable copy
         return net, history
+
+
+def _resolve_augment(augment, mode, x):
+    if augment == "auto":
+        return mode == "image" and x.ndim == 4
+    if augment not in (True, False):
+        raise ValueError(f"augment must be 'auto', True or False, got {augment!r}.")
+    if augment and x.ndim != 4:
+        raise ValueError(f"augment=True needs image inputs of shape (N, H, W, C), got {x.shape}; pass augment=False.")
+    return bool(augment)
+
+
+def _check_options(saved, options, ckdir):
+    """Raises unless a resume snapshot was written with `options` (a run must not change its details midway)."""
+    diff = {k: (saved.get(k), v) for k, v in options.items() if saved.get(k) != v}
+    if diff:
+        said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
+        raise ValueError(
+            f"The resume snapshot in {str(ckdir)!r} was meta-trained with {said}. Resume with the snapshot's options, "
+            "or pass another checkpoint_dir (or delete its resume.npz) to start a run with the new ones.")
 
 
 def _load_resume(ckdir, state_vars):
@@ -317,7 +520,7 @@ def _load_resume(ckdir, state_vars):
     return meta
 
 
-def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm, cell, wd):
     """(train_step, meta_step, to_state, from_state) as `tf.function`s on the variables."""
     import tensorflow as tf
 
@@ -334,7 +537,7 @@ def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, cl
         return loss_fn(yb, y_pred) + (ops.sum(model.losses) if model.losses else 0.0)
 
     def _predict(lb):
-        p, h2, c2 = cell_step([v.value for v in params], lb / norm, h.value, c.value)
+        p, h2, c2 = cell_step([v.value for v in params], lb / norm, h.value, c.value, cell)
         return gamma * ops.reshape(p, ()), h2, c2
 
     def model_step(lb, grads):
@@ -360,7 +563,8 @@ def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, cl
         lb = tf.stop_gradient(lb)
         with tf.GradientTape() as meta_tape:
             a, _, _ = _predict(lb)
-            w_hat = [w - a * tf.stop_gradient(g) for w, g in zip(tw, grads)]
+            # The official MetaSGD step: coupled weight decay, which for momentum 0 is Keras's SGD step too.
+            w_hat = [w - a * tf.stop_gradient(g + wd * w) for w, g in zip(tw, grads)]
             yv_pred, _ = model.stateless_call(w_hat, [v.value for v in ntw], xvb, training=True)
             lv = loss_fn(yvb, yv_pred)
         dtheta = meta_tape.gradient(lv, params)
@@ -375,7 +579,7 @@ def _tf_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, cl
             noop, noop)
 
 
-def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm):
+def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm, cell, wd):
     """The same steps as pure functions of an explicit state, under `jax.jit`.
 
     The state (model weights, BN statistics and seeds, both optimizers,
@@ -412,7 +616,7 @@ def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, c
         return total, ntv2
 
     def predict(theta, lb, hc):
-        p, h2, c2 = cell_step(theta, lb / norm, hc[0], hc[1])
+        p, h2, c2 = cell_step(theta, lb / norm, hc[0], hc[1], cell)
         return gamma * jnp.reshape(p, ()), [h2, c2]
 
     def model_step(st, lb, grads, ntv2):
@@ -434,11 +638,11 @@ def _jax_steps(model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, c
     def meta_step(st, xb, yb, xvb, yvb):
         lb, grads, ntv2 = grads_of(st, xb, yb)
         lb = jax.lax.stop_gradient(lb)
-        grads_c = [jax.lax.stop_gradient(g) for g in grads]
+        grads_c = [jax.lax.stop_gradient(g) for g in grads]  # w and g constants: first order in theta
 
         def val_loss(theta):
             a, _ = predict(theta, lb, st["hc"])
-            w_hat = [w - a * g for w, g in zip(st["tv"], grads_c)]
+            w_hat = [w - a * (g + wd * w) for w, g in zip(st["tv"], grads_c)]
             yv_pred, _ = model.stateless_call(w_hat, st["ntv"], xvb, training=True)
             return loss_fn(yvb, yv_pred)
 

@@ -118,32 +118,6 @@ def _samples_seen(step, layout):
     return size * (step + 1) - (size - last if step == num_batches - 1 else 0)
 
 
-# -- ARC's state in the optimizer, so that BackupAndRestore carries it -------
-
-# Layout of the "arc_meta" state vector (float32: every value stored is a
-# float32 already, or an integer below 2**24).
-_M_VALID, _M_FREQ, _M_EPOCHS, _M_NCYCLES = 0, 1, 2, 3
-_M_CYCLE_LR, _M_CYCLE_NVAL, _M_CYCLE_HAS_TRAIN = 4, 7, 10  # CYCLES entries each
-_M_LR, _M_HAS_VAL, _M_BAD, _M_NTRAIN, _M_NVAL = 13, 14, 15, 16, 17
-_M_CHOICE, _M_EPOCH, _M_PROBS, _M_REASON, _M_OVERFLOW, _M_CAPACITY = 18, 19, 20, 23, 24, 25
-_META_SIZE = 32
-_UNKNOWN_STEPS = 1024  # values kept per epoch for the backup when Keras does not know the epoch's length
-_REASONS = (None, "non-finite loss")
-
-
-def _state_variable(optimizer, name, shape):
-    """The optimizer's ARC state variable `name` (its shape in the name), created once per optimizer."""
-    # The shape is part of the name: a backup made with other shapes (another
-    # frequency or epoch length) then never meets these variables, it waits
-    # unused (see lr.attach_state), and the "arc_meta" check says why ARC starts afresh.
-    name = "_".join([name, *(str(int(n)) for n in shape)])
-    # A later fit of the same model reuses its variable (add_state_variable would add name_1).
-    existing = lr_lib.attach_state(optimizer).by_key.get(name)
-    if existing is not None:
-        return existing
-    return lr_lib.add_state_variable(optimizer, name, shape, aggregation="only_first_replica")
-
-
 def _changes_lr(callback):
     if isinstance(callback, _KERAS_LR_CALLBACKS):
         return True
@@ -256,18 +230,20 @@ class ARC(LearningRateCallback):
           the LR.
         * `keras.callbacks.BackupAndRestore` resumes ARC too: its window
           (the last 3 cycles), its position in the current cycle and a
-          decision made at the last saved epoch are kept in variables of the
-          optimizer (`keras_autolr.runtime.lr.add_state_variable`), which the
-          backup saves with the model, so a resumed fit makes the same
+          decision made at the last saved epoch are saved with the
+          optimizer's state (`keras_autolr.runtime.lr.add_host_state`: host
+          values, not variables, so the compiled step never carries them),
+          which the backup saves with the model, so a resumed fit makes the same
           decisions at the same epochs as an uninterrupted one. ARC moves
           itself ahead of a `BackupAndRestore` listed before it, so that the
           backup holds ARC's end of epoch. `self.decisions` lists only the
           resumed fit's decisions. Resume with the same `frequency` and data
           (ARC warns and starts a new window otherwise).
         * State resets at the start of every `fit`, unless the fit starts at
-          the epoch where the state saved in the optimizer ends (a
-          `BackupAndRestore` resume, or `initial_epoch` continuing the
-          previous fit of the same model).
+          the epoch where the saved state ends (a `BackupAndRestore`
+          resume, or `initial_epoch` continuing the previous fit of the same
+          model in memory). `keras.models.load_model` rebuilds no callbacks:
+          a fit of a loaded model starts a new window.
     """
 
     # The batch hook only stores a scalar under a lock (see _epoch_losses).
@@ -296,6 +272,7 @@ class ARC(LearningRateCallback):
         self.decisions = []
         self._batch_lock = threading.Lock()
         self._means = {}
+        self._carried = None  # see set_model
 
     def __getstate__(self):
         # Locks cannot be copied (KerasTuner deep-copies callbacks); the
@@ -352,11 +329,7 @@ class ARC(LearningRateCallback):
         self._check_first_batch = False
         self._first_epoch = True
         callback_list, iterator = _fit_context(self)
-        steps = (self.params or {}).get("steps")
-        self._layout = _batch_layout(iterator, steps)
-        per_execution = max(1, int(getattr(iterator, "steps_per_execution", 1) or 1))
-        per_epoch = -(-int(steps) // per_execution) if steps else _UNKNOWN_STEPS
-        self._make_state_variables(per_epoch)
+        self._layout = _batch_layout(iterator, (self.params or {}).get("steps"))
         if callback_list is not None:
             self._run_before_backup(callback_list)
         others = [c for c in (callback_list.callbacks if callback_list else []) if c is not self and _changes_lr(c)]
@@ -499,88 +472,67 @@ class ARC(LearningRateCallback):
             self._new_cycle()
             if not last and self._scalable(lr, epoch):
                 decision, probs = self._decide(epoch)
-        self._save_state()
         logs["arc_decision"] = decision
         logs["arc_p_raise"], logs["arc_p_keep"], logs["arc_p_lower"] = (float(p) for p in probs)
 
     # -- state carried by BackupAndRestore -----------------------------------
 
-    def _make_state_variables(self, per_epoch):
-        opt = self.model.optimizer
-        capacity = max(1, (self._freq - 1) * per_epoch)
-        self._state_vars = {
-            "meta": _state_variable(opt, "arc_meta", (_META_SIZE,)),
-            "cycles": _state_variable(opt, "arc_cycle_train", (CYCLES, POINTS_PER_CYCLE)),
-            "val": _state_variable(opt, "arc_val", (CYCLES + 1, self._freq)),
-            "train": _state_variable(opt, "arc_train", (capacity,)),
-        }
+    _STATE = "arc"
 
-    def _save_state(self):
-        """Writes ARC's window, cycle position and pending decision to its optimizer variables."""
-        v = self._state_vars
-        meta = np.zeros(_META_SIZE, np.float32)
-        cycles = np.zeros(v["cycles"].shape, np.float32)
-        vals = np.zeros(v["val"].shape, np.float32)
-        train = np.zeros(v["train"].shape, np.float32)
-        meta[[_M_VALID, _M_FREQ, _M_EPOCHS, _M_NCYCLES]] = 1, self._freq, self._epochs_seen, len(self._cycles)
-        for i, (points, val, lr) in enumerate(self._cycles):
-            meta[_M_CYCLE_LR + i] = math.nan if lr is None else lr
-            meta[_M_CYCLE_NVAL + i] = -1 if val is None else len(val)
-            meta[_M_CYCLE_HAS_TRAIN + i] = points is not None
-            if points is not None:
-                cycles[i] = points
-            if val:
-                vals[i, :len(val)] = val
-        kept = self._train[: train.size]
-        train[: len(kept)] = kept
-        vals[CYCLES, : len(self._val)] = self._val
-        meta[_M_LR] = math.nan if self._cycle_lr is None else self._cycle_lr
-        meta[[_M_HAS_VAL, _M_BAD, _M_NTRAIN, _M_NVAL]] = self._has_val, self._bad, len(kept), len(self._val)
-        meta[_M_OVERFLOW], meta[_M_CAPACITY] = len(self._train) > train.size, train.size
-        meta[_M_CHOICE] = -1
+    def set_model(self, model):
+        super().set_model(model)
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            return
+        try:
+            host = lr_lib.attach_state(optimizer).host
+        except lr_lib.LearningRateError:
+            return  # on_train_begin says what is wrong
+        # The state the model's previous fit ended with (this ARC's or another's), for a fit
+        # that continues it in memory (`initial_epoch`); a loaded backup takes precedence.
+        previous = host.get(self._STATE)
+        self._carried = previous() if previous is not None else None
+        # From set_model, so a BackupAndRestore listed before us saves it too.
+        lr_lib.add_host_state(optimizer, self._STATE, self._host_state)
+
+    def _host_state(self):
+        """ARC's window, cycle position and pending decision: what a backup saves (JSON values)."""
+        if not hasattr(self, "_freq"):
+            return {}  # saved before any fit: nothing to carry
+        pending = None
         if self._pending is not None:
             choice, epoch, probs, reason = self._pending
-            meta[[_M_CHOICE, _M_EPOCH, _M_REASON]] = choice, epoch, _REASONS.index(reason)
-            meta[_M_PROBS:_M_PROBS + 3] = probs
-        for key, value in (("meta", meta), ("cycles", cycles), ("val", vals), ("train", train)):
-            v[key].assign(value)
+            pending = [int(choice), int(epoch), [float(p) for p in probs], reason]
+        return {
+            "frequency": int(self._freq), "epochs_seen": int(self._epochs_seen),
+            "cycles": [[None if pts is None else [float(p) for p in pts], val, lr]
+                       for pts, val, lr in self._cycles],
+            "train": list(self._train), "val": list(self._val), "has_val": self._has_val,
+            "bad": self._bad, "cycle_lr": self._cycle_lr, "pending": pending,
+        }
 
     def _restore_state(self, epoch):
-        """Takes back the state saved at the end of epoch `epoch - 1`, if the variables hold it."""
-        read = lambda key: np.array(keras.ops.convert_to_numpy(self._state_vars[key].value))  # noqa: E731
-        meta = read("meta")
-        if meta[_M_VALID] != 1 or int(meta[_M_EPOCHS]) != epoch:
+        """Takes back the state saved at the end of epoch `epoch - 1`, if there is one."""
+        state = lr_lib.take_host_state(self.model.optimizer, self._STATE) or self._carried
+        self._carried = None
+        if not state or state["epochs_seen"] != epoch:
             return False  # nothing saved, or not this epoch's state: start afresh
-        if int(meta[_M_FREQ]) != self._freq or meta[_M_OVERFLOW]:
+        if state["frequency"] != self._freq:
             warnings.warn(
-                f"ARC: the fit resumes at epoch {epoch + 1}, but the saved ARC state "
-                + (f"was made with frequency {int(meta[_M_FREQ])}, not {self._freq}"
-                   if int(meta[_M_FREQ]) != self._freq else
-                   f"could not hold its cycle (more than {int(meta[_M_CAPACITY])} batch losses)")
-                + "; ARC starts a new window here. Resume with the same `frequency` and data.",
+                f"ARC: the fit resumes at epoch {epoch + 1}, but the saved ARC state was made "
+                f"with frequency {state['frequency']}, not {self._freq}; ARC starts a new window "
+                "here. Resume with the same `frequency` and data.",
                 stacklevel=3,
             )
             return False
-        cycles, vals, train = read("cycles"), read("val"), read("train")
-        floats = lambda arr: [float(x) for x in arr]  # noqa: E731
-        self._cycles = []
-        for i in range(int(meta[_M_NCYCLES])):
-            n_val, lr = int(meta[_M_CYCLE_NVAL + i]), float(meta[_M_CYCLE_LR + i])
-            self._cycles.append((
-                cycles[i].copy() if meta[_M_CYCLE_HAS_TRAIN + i] else None,
-                None if n_val < 0 else floats(vals[i, :n_val]),
-                None if math.isnan(lr) else lr,
-            ))
-        self._train = floats(train[: int(meta[_M_NTRAIN])])
-        self._val = floats(vals[CYCLES, : int(meta[_M_NVAL])])
-        self._has_val, self._bad = bool(meta[_M_HAS_VAL]), bool(meta[_M_BAD])
-        self._cycle_lr = None if math.isnan(meta[_M_LR]) else float(meta[_M_LR])
+        # The window's points as the uninterrupted run holds them (float32, see on_epoch_end).
+        self._cycles = [(None if pts is None else np.asarray(pts, np.float32), val, lr)
+                        for pts, val, lr in state["cycles"]]
+        self._train, self._val = list(state["train"]), list(state["val"])
+        self._has_val, self._bad, self._cycle_lr = state["has_val"], state["bad"], state["cycle_lr"]
         self._epochs_seen = epoch
-        self._pending = None
-        if meta[_M_CHOICE] >= 0:
-            self._pending = (int(meta[_M_CHOICE]), int(meta[_M_EPOCH]),
-                             tuple(float(p) for p in meta[_M_PROBS:_M_PROBS + 3]),
-                             _REASONS[int(meta[_M_REASON])])
+        pending = state["pending"]
+        self._pending = None if pending is None else (pending[0], pending[1], tuple(pending[2]), pending[3])
         return True
 
     # -- decisions -----------------------------------------------------------

@@ -3,8 +3,9 @@
 Backend-neutral (marked `jax`: CI runs it with KERAS_BACKEND=jax too).
 
 ARC keeps its window (the last 3 cycles), its place in the current cycle and
-a decision not yet applied in optimizer variables, which the backup saves with
-the model; a fit resumed from the backup takes them back at its first epoch.
+a decision not yet applied as host state of the optimizer (`lr.add_host_state`),
+which the backup saves with the model; a fit resumed from the backup takes it
+back at its first epoch.
 The controller is a random network, so its probabilities depend on every value
 of the window: equal probabilities mean equal windows.
 """
@@ -61,11 +62,7 @@ def _fit(model, controller, callbacks, arc_first=True):
 
 
 def _values(model):
-    # ARC's variables by name: when BackupAndRestore builds the optimizer first, they come later in its list.
-    opt = model.optimizer.variables
-    ordered = model.weights + [v for v in opt if not v.name.startswith("arc_")]
-    ordered += sorted((v for v in opt if v.name.startswith("arc_")), key=lambda v: v.name)
-    return [np.array(keras.ops.convert_to_numpy(v.value)) for v in ordered]
+    return [np.array(keras.ops.convert_to_numpy(v.value)) for v in model.weights + model.optimizer.variables]
 
 
 @pytest.mark.slow
@@ -108,9 +105,33 @@ def test_a_new_fit_of_the_same_model_starts_a_new_window(controller):
     n_vars = len(model.optimizer.variables)
     again = ARC(controller, frequency=2)
     model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[again])
-    assert len(model.optimizer.variables) == n_vars  # ARC's state variables are reused
+    assert len(model.optimizer.variables) == n_vars  # ARC adds no optimizer variable
     assert [len(d) for d in (first.decisions, again.decisions)] == [1, 1]
     assert len(again._cycles) == 2  # its own two cycles, not the first fit's four
+
+
+def test_a_fit_continuing_in_memory_at_initial_epoch_continues_the_window(controller):
+    """`fit(initial_epoch=k)` right after a fit of k epochs carries ARC's window on, as a resume does."""
+    x, y = _data()
+    straight = _model(False)
+    ref = ARC(controller, frequency=2)
+    straight.fit(x, y, batch_size=16, epochs=6, shuffle=False, verbose=0, callbacks=[ref])
+    model = _model(False)
+    model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0, callbacks=[ARC(controller, frequency=2)])
+    again = ARC(controller, frequency=2)
+    model.fit(x, y, batch_size=16, epochs=6, initial_epoch=3, shuffle=False, verbose=0, callbacks=[again])
+    assert again.decisions == [d for d in ref.decisions if d["epoch"] >= 2]
+    np.testing.assert_array_equal(again.window(), ref.window())
+
+
+def test_arc_adds_no_variable_to_the_compiled_step(controller):
+    """ARC's state is host state: the optimizer (so the train step's state) has only Keras's variables."""
+    x, y = _data()
+    model, plain = _model(False), _model(False)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[ARC(controller, frequency=2)])
+    plain.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert len(model.optimizer.variables) == len(plain.optimizer.variables)
+    assert not [v.name for v in model.optimizer.variables if "arc" in v.name]
 
 
 @pytest.mark.slow
