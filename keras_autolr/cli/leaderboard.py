@@ -149,27 +149,39 @@ def run(args):
         _limit_threads(args.threads)
     if args.calibrate:
         return _calibrate(args, out)
+    workloads = args.workloads or (SMOKE_WORKLOADS if args.smoke else None)
+    seeds = args.seeds or (1 if args.smoke else 3)
+    cells = leaderboard.grid(workloads, args.methods, seeds=range(seeds),
+                             bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
     if not args.merge:
-        workloads = args.workloads or (SMOKE_WORKLOADS if args.smoke else None)
-        seeds = args.seeds or (1 if args.smoke else 3)
-        cells = leaderboard.grid(workloads, args.methods, seeds=range(seeds),
-                                 bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
-        if args.shard:
-            cells = leaderboard.shard(cells, *args.shard)
-        print(f"{len(cells)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
-        _print_estimate(leaderboard, cells, out)
-        leaderboard.run_cells(cells, out, _targets(args.targets or out / "targets.json", args.smoke),
+        todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
+        print(f"{len(todo)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
+        _print_estimate(leaderboard, todo, out)
+        leaderboard.run_cells(todo, out, _targets(args.targets or out / "targets.json", args.smoke),
                               backend=args.backend, progress=True)
     targets = _targets(args.targets or out / "targets.json", args.smoke)
     records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in leaderboard.load_records(out)]
+    # Complete against the whole grid (not a shard's part): other shards fill the same folder.
+    complete = leaderboard.complete_workloads(records, cells)
+    everyone = list(dict.fromkeys(c.workload.name for c in cells))
+    records = [r for r in records if r["workload"] in complete]
     if not records:
-        print(f"No leaderboard records in {out / 'runs'}.")
+        print(f"No workload of the grid is complete in {out / 'runs'} yet: no report written.")
         return None
+    note = None
+    if len(complete) < len(everyone):
+        pending = [w for w in everyone if w not in complete]
+        note = (f"**Partial leaderboard: {len(complete)} of {len(everyone)} workloads complete** "
+                f"({', '.join(complete)}); {', '.join(pending)} still running, left out until "
+                "every run of theirs exists.")
+        print(note)
     summary = leaderboard.aggregate(records)
     io_lib.atomic_write_json(out / "scores.json", {"scores": summary["scores"],
                                                    "scores_steps": summary["scores_steps"],
+                                                   "complete_workloads": complete,
+                                                   "pending_workloads": [w for w in everyone if w not in complete],
                                                    "workloads": summary["workloads"]})
-    text = leaderboard.markdown_report(summary)
+    text = leaderboard.markdown_report(summary, note=note)
     io_lib.atomic_write_text(out / "leaderboard.md", text + "\n")
     print(text)
     _plot_profiles(summary, out / "profiles.png", reports)

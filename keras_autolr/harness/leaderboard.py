@@ -63,6 +63,7 @@ __all__ = [
     "shard",
     "run_cells",
     "load_records",
+    "complete_workloads",
     "aggregate",
     "markdown_report",
     "TrainingClock",
@@ -672,6 +673,42 @@ def load_records(out_dir):
     return records
 
 
+def complete_workloads(records, cells):
+    """The workloads of `cells` whose every run has a record, in `cells`' order.
+
+    A performance profile compares methods on the same workloads: a workload
+    still running would count its missing runs as "never reached the target",
+    so a report made while a grid fills ranks on the complete workloads only.
+
+    Args:
+        records: leaderboard records (`load_records`).
+        cells: the grid the records belong to (`grid`).
+
+    Returns:
+        A list of workload names.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import leaderboard
+
+    cells = leaderboard.grid(["digits_mlp_lb"], ["adam"], seeds=[0, 1], bad_lrs=False)
+    recs = [{"workload": "digits_mlp_lb", "method": "adam", "seed": 0}]
+    assert leaderboard.complete_workloads(recs, cells) == []
+    recs.append({"workload": "digits_mlp_lb", "method": "adam", "seed": 1})
+    assert leaderboard.complete_workloads(recs, cells) == ["digits_mlp_lb"]
+    ```
+    """
+    have = {(r["workload"], r["method"], int(r["seed"])) for r in records}
+    order, missing = [], set()
+    for c in cells:
+        if c.workload.name not in order:
+            order.append(c.workload.name)
+        if (c.workload.name, c.entry.name, int(c.seed)) not in have:
+            missing.add(c.workload.name)
+    return [w for w in order if w not in missing]
+
+
 def aggregate(records, max_tau=profiles.MAX_TAU):
     """Benchmark scores, per-workload results and profiles from leaderboard records.
 
@@ -736,12 +773,13 @@ def _finite_or_none(v):
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def markdown_report(summary, digits=3):
+def markdown_report(summary, digits=3, note=None):
     """The leaderboard as markdown: scores, then time to target per workload.
 
     Args:
         summary: from `aggregate`.
         digits: significant digits of metrics.
+        note: a line put first (e.g. which workloads a partial report covers).
 
     Returns:
         A markdown string.
@@ -756,7 +794,8 @@ def markdown_report(summary, digits=3):
     assert "| a |" in leaderboard.markdown_report(leaderboard.aggregate(recs))
     ```
     """
-    lines = ["| rank | method | score (seconds) | score (steps) | workloads reached |", "|---|---|---|---|---|"]
+    lines = [note, ""] if note else []
+    lines += ["| rank | method | score (seconds) | score (steps) | workloads reached |", "|---|---|---|---|---|"]
     order = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
     n_w = len(summary["workloads"])
     for i, m in enumerate(order, 1):

@@ -51,3 +51,27 @@ def test_calibrate_writes_targets_only_when_every_shard_is_done(tmp_path, capsys
     from keras_autolr.cli.leaderboard import _targets
 
     assert _targets(tmp_path / "targets.json", smoke=False) == doc["targets"]
+
+
+def test_merge_of_a_filling_grid_ranks_on_complete_workloads_only(tmp_path, capsys):
+    """While a grid fills, the report leaves out workloads with runs missing (they would count as failures)."""
+    from keras_autolr.cli.leaderboard import build_parser, run
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    curve = {"steps": [10, 20], "seconds": [1.0, 2.0], "metric": [0.5, 0.9]}
+    done = [("digits_mlp_lb", "adam"), ("digits_mlp_lb", "prodigy"), ("sine_cnn_lb", "adam")]
+    for workload, method in done:
+        rec = {"workload": workload, "method": method, "seed": 0, "mode": "max", "curve": curve,
+               "best_metric": 0.9, "final_metric": 0.9, "diverged": False}
+        (runs / f"{workload}__{method}__s0.json").write_text(json.dumps(rec))
+    (tmp_path / "targets.json").write_text(json.dumps({"targets": {"digits_mlp_lb": 0.8, "sine_cnn_lb": 0.8}}))
+    args = ["--merge", "--workloads", "digits_mlp_lb", "sine_cnn_lb", "--methods", "adam", "prodigy",
+            "--seeds", "1", "--no-bad-lrs", "--out", str(tmp_path)]
+    summary = run(build_parser().parse_args(args))
+    assert list(summary["workloads"]) == ["digits_mlp_lb"]  # sine_cnn_lb lacks prodigy's run
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["complete_workloads"] == ["digits_mlp_lb"] and scores["pending_workloads"] == ["sine_cnn_lb"]
+    report = (tmp_path / "leaderboard.md").read_text()
+    assert report.startswith("**Partial leaderboard: 1 of 2 workloads complete**") and "sine_cnn_lb still running" in report
+    assert "Partial leaderboard" in capsys.readouterr().out
