@@ -74,7 +74,9 @@ if not args.skip_meta and keras.backend.backend() == "tensorflow":
         keras.utils.set_random_seed(0)
         m = recipes.small_cnn((28, 28, 1), 10, width=16)
         _, hist = meta_train(m, X, Y, num_classes=10, val_size=500, t_val=t_val, epochs=3, batch_size=128,
-                             gamma=0.3, log=lambda *_: None)
+                             gamma=0.3, log=lambda *_: None,
+                             # global step count: t_val 1e9 = one meta step (step 0); no augmentation, like fit
+                             meta_schedule="global", augment=False)
         # Epoch 1 includes tracing; meta_train times its own epochs (wall only).
         return float(np.median([h["seconds"] for h in hist[1:]])), float("nan")
 

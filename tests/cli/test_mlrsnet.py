@@ -29,6 +29,15 @@ def test_cli_parser():
     assert not hasattr(args, "data_dir")  # does not clobber the top-level --data-dir
     with pytest.raises(SystemExit):
         parser.parse_args(["mlrsnet", "meta-train", "--task", "audio", "--out", "x"])
+    # issue 18.3: the reference's details by default; the shipped nets' details, a cell, augmentation, t_val epoch
+    assert (args.details, args.cell, args.augment, args.t_val) == ("reference", None, None, None)
+    args = parser.parse_args(["mlrsnet", "meta-train", "--details", "shipped", "--cell", "meta_test", "--no-augment",
+                              "--t-val", "epoch", "--out", "x.keras"])
+    assert (args.details, args.cell, args.augment, args.t_val) == ("shipped", "meta_test", False, "epoch")
+    assert parser.parse_args(["mlrsnet", "meta-train", "--t-val", "300", "--out", "x"]).t_val == 300
+    for bad in (["--t-val", "0"], ["--t-val", "often"], ["--cell", "paper"], ["--details", "paper"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["mlrsnet", "meta-train", *bad, "--out", "x"])
 
 
 def _fake_official(path, seed=0):

@@ -362,3 +362,16 @@ def test_resume_with_other_options_stops_with_a_message(tmp_path):
         meta_train(_model(), x, y, epochs=2, **kw)
     _, hist = meta_train(_model(), x, y, epochs=2, **kw, **LEGACY_OPTIONS)
     assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_recipe_details_shipped_are_the_legacy_options():
+    """The recipe's "shipped" details rebuild what old snapshots were written with; "reference" is meta_train's."""
+    from keras_autolr.harness import recipes
+
+    assert recipes.META_DETAILS["shipped"] == LEGACY_OPTIONS and recipes.META_DETAILS["reference"] == {}
+    kw = recipes.meta_training("image", data="digits", n_train=200, width=4, details="shipped", augment=True)
+    assert {k: kw[k] for k in LEGACY_OPTIONS} == dict(LEGACY_OPTIONS, augment=True) and kw["t_val"] == 20
+    ref = recipes.meta_training("text", data="tiny_shakespeare", n_tokens=3000, units=8, cell="meta_test")
+    assert ref["t_val"] == 50 and ref["cell"] == "meta_test" and "meta_schedule" not in ref
+    with pytest.raises(ValueError, match="details"):
+        recipes.meta_training("image", data="digits", details="paper")
