@@ -801,17 +801,19 @@ def markdown_report(summary, digits=3, note=None):
     for i, m in enumerate(order, 1):
         reached = sum(1 for w in summary["workloads"].values() if m in w and w[m]["seconds_to_target"] is not None)
         lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} | {summary['scores_steps'][m]:.3f} | {reached}/{n_w} |")
-    lines += ["", "Median seconds to target (fraction of seeds that reached it; best metric):", ""]
-    lines += ["| workload | " + " | ".join(order) + " |", "|---|" + "---|" * len(order)]
-    for w, ms in summary["workloads"].items():
+    lines += ["", "Median seconds to target per workload (fraction of seeds that reached it; median best "
+              "metric); one row per method, in rank order:", ""]
+    names = list(summary["workloads"])
+    lines += ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for m in order:
         cells = []
-        for m in order:
-            c = ms.get(m)
+        for w in names:
+            c = summary["workloads"][w].get(m)
             if c is None:
                 cells.append("-")
                 continue
             t = "—" if c["seconds_to_target"] is None else f"{c['seconds_to_target']:.1f}s"
             best = "" if c["best_metric"] is None else f"; {c['best_metric']:.{digits}g}"
             cells.append(f"{t} ({c['reached']:.2g}{best})")
-        lines.append(f"| {w} | " + " | ".join(cells) + " |")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
