@@ -164,9 +164,12 @@ def run(args):
     # Complete against the whole grid (not a shard's part): other shards fill the same folder.
     complete = leaderboard.complete_workloads(records, cells)
     everyone = list(dict.fromkeys(c.workload.name for c in cells))
-    records = [r for r in records if r["workload"] in complete]
+    # The grid's runs only: a record of another method or seed (an earlier grid) is not ranked.
+    keys = {(c.workload.name, c.entry.name, int(c.seed)) for c in cells}
+    records = [r for r in records if r["workload"] in complete and (r["workload"], r["method"], int(r["seed"])) in keys]
     if not records:
-        print(f"No workload of the grid is complete in {out / 'runs'} yet: no report written.")
+        print(f"No workload of the grid is complete in {out / 'runs'} yet: no report written. (A merge "
+              "describes the grid with the run's own --workloads / --methods / --seeds / --no-bad-lrs.)")
         return None
     note = None
     if len(complete) < len(everyone):
@@ -177,6 +180,9 @@ def run(args):
         print(note)
     summary = leaderboard.aggregate(records)
     io_lib.atomic_write_json(out / "scores.json", {"scores": summary["scores"],
+                                                   "score_basis": summary["score_basis"],
+                                                   "scores_cpu": summary["scores_cpu"],
+                                                   "scores_wall": summary["scores_wall"],
                                                    "scores_steps": summary["scores_steps"],
                                                    "complete_workloads": complete,
                                                    "pending_workloads": [w for w in everyone if w not in complete],
@@ -270,21 +276,23 @@ def _save_panels(plt, fig, axes, n, path):
 
 
 def _plot_time_to_target(summary, path, reports):
-    """One panel per workload: each method's median seconds to target (missing bar: not reached)."""
+    """One panel per workload: each method's median (CPU) seconds to target (missing bar: not reached)."""
     plt = reports.pyplot()
     if plt is None or not summary["workloads"]:
         return
     names = sorted(summary["workloads"])
     methods = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
+    cpu = summary["score_basis"] == "cpu_seconds"
+    key, label = ("cpu_seconds_to_target", "CPU seconds to target") if cpu else ("seconds_to_target", "seconds to target")
     fig, axes = _panels(plt, len(names), 0.12 * len(methods) + 1.5)
     for ax, w in zip(axes.flat, names):
-        times = [summary["workloads"][w].get(m, {}).get("seconds_to_target") for m in methods]
+        times = [summary["workloads"][w].get(m, {}).get(key) for m in methods]
         ax.barh(range(len(methods)), [t or 0.0 for t in times], color="tab:blue")
         ax.set_yticks(range(len(methods)), methods, fontsize=5)
         ax.invert_yaxis()
         ax.set_title(w, fontsize=8)
         ax.tick_params(axis="x", labelsize=6)
-        ax.set_xlabel("seconds to target", fontsize=6)
+        ax.set_xlabel(label, fontsize=6)
     _save_panels(plt, fig, axes, len(names), path)
 
 

@@ -387,10 +387,16 @@ def shard(cells, index, count):
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Cumulative training seconds at the end of every epoch, validation excluded.
+    """Cumulative training seconds at the end of every epoch, validation excluded: wall and CPU.
+
+    `seconds` is wall time (`perf_counter`); `cpu_seconds` is the process's CPU
+    time of all threads (`process_time`). A one-thread run's CPU time hardly
+    changes when other jobs share the machine, while its wall time can double,
+    so the leaderboard ranks on CPU seconds and reports wall seconds beside them.
 
     Args:
-        offset: seconds to add to every reading (work done before `fit`).
+        offset: wall seconds to add to every reading (work done before `fit`).
+        cpu_offset: CPU seconds to add to every reading.
 
     Example:
 
@@ -405,29 +411,38 @@ class TrainingClock(keras.callbacks.Callback):
     clock = TrainingClock()
     m.fit(x, y, epochs=2, validation_data=(x, y), verbose=0, callbacks=[clock])
     assert len(clock.seconds) == 2 and clock.seconds[1] >= clock.seconds[0] > 0
+    assert len(clock.cpu_seconds) == 2 and clock.cpu_seconds[1] >= clock.cpu_seconds[0] > 0
     ```
     """
 
-    def __init__(self, offset=0.0):
+    def __init__(self, offset=0.0, cpu_offset=0.0):
         super().__init__()
         self.offset = float(offset)
+        self.cpu_offset = float(cpu_offset)
         self.seconds = []
+        self.cpu_seconds = []
+
+    @staticmethod
+    def _now():
+        return np.array([time.perf_counter(), time.process_time()])
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-        self._excluded = 0.0
+        self._start = self._now()
+        self._excluded = np.zeros(2)
         self._test_start = None
 
     def on_test_begin(self, logs=None):
-        self._test_start = time.perf_counter()
+        self._test_start = self._now()
 
     def on_test_end(self, logs=None):
         if self._test_start is not None:
-            self._excluded += time.perf_counter() - self._test_start
+            self._excluded += self._now() - self._test_start
             self._test_start = None
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(self.offset + time.perf_counter() - self._start - self._excluded)
+        wall, cpu = self._now() - self._start - self._excluded
+        self.seconds.append(self.offset + float(wall))
+        self.cpu_seconds.append(self.cpu_offset + float(cpu))
 
 
 def _fields(record, clock, workload_name, entry_name, target):
@@ -438,7 +453,8 @@ def _fields(record, clock, workload_name, entry_name, target):
     cost = record.get("setup_cost") or {}
     steps = [s + int(cost.get("steps", 0)) for s in record["steps"]]
     seconds = [s + float(cost.get("seconds", 0.0)) for s in clock.seconds]
-    n = min(len(curve), len(steps), len(seconds))
+    cpu = [s + float(cost.get("cpu_seconds", 0.0)) for s in clock.cpu_seconds]
+    n = min(len(curve), len(steps), len(seconds), len(cpu))
     values = [v if v is not None else math.nan for v in curve[:n]]
     best = metrics_lib.best_score(values, mode) if values else math.nan
     best = None if math.isnan(best) else best
@@ -446,16 +462,20 @@ def _fields(record, clock, workload_name, entry_name, target):
     if target is not None:
         reached["steps"] = profiles.time_to_target(values, steps[:n], target, mode)
         reached["seconds"] = profiles.time_to_target(values, seconds[:n], target, mode)
+        reached["cpu"] = profiles.time_to_target(values, cpu[:n], target, mode)
     ok = target is not None and math.isfinite(reached["steps"])
     return {
         "workload": workload_name, "method": entry_name, "target": target,
         "reached_target": bool(ok),
         "steps_to_target": int(reached["steps"]) if ok else None,
         "seconds_to_target": float(reached["seconds"]) if ok else None,
+        "cpu_seconds_to_target": float(reached["cpu"]) if ok else None,
         "best_metric": best, "final_metric": values[-1] if values and math.isfinite(values[-1]) else None,
         "diverged": bool(record["diverged"]),
-        "curve": {"steps": steps[:n], "seconds": seconds[:n], "metric": curve[:n], "lr": record["lr"][:n]},
-        "train_seconds": seconds[-1] if seconds else None, "setup_cost": cost,
+        "curve": {"steps": steps[:n], "seconds": seconds[:n], "cpu_seconds": cpu[:n], "metric": curve[:n],
+                  "lr": record["lr"][:n]},
+        "train_seconds": seconds[-1] if seconds else None, "train_cpu_seconds": cpu[-1] if cpu else None,
+        "setup_cost": cost,
     }
 
 
@@ -492,8 +512,10 @@ def rescore(record, target):
     steps, secs = curve["steps"], curve["seconds"]
     t_steps = profiles.time_to_target(values, steps, target, record["mode"]) if target is not None else math.inf
     ok = math.isfinite(t_steps)
-    out.update(reached_target=bool(ok), steps_to_target=int(t_steps) if ok else None,
-               seconds_to_target=float(profiles.time_to_target(values, secs, target, record["mode"])) if ok else None)
+    at = lambda times: float(profiles.time_to_target(values, times, target, record["mode"])) if ok else None  # noqa: E731
+    out.update(reached_target=bool(ok), steps_to_target=int(t_steps) if ok else None, seconds_to_target=at(secs))
+    if "cpu_seconds" in curve:  # records from before CPU time was measured have wall seconds only
+        out["cpu_seconds_to_target"] = at(curve["cpu_seconds"])
     return out
 
 
@@ -717,11 +739,14 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         max_tau: the profile's largest ratio (AlgoPerf: 4).
 
     Returns:
-        A dict with `scores` (`{method: score}` on seconds to target),
-        `scores_steps` (the same on steps), `profile` (`{"taus": [...],
-        method: [...]}`), `workloads` (`{workload: {method: {...}}}` with the
-        median seconds and steps to target, the fraction of seeds that reached
-        it, the mean best metric and the divergences) and `methods`.
+        A dict with `scores` (`{method: score}`, the headline: on CPU seconds
+        to target when every record measured them, else on wall seconds;
+        `score_basis` says which), `scores_cpu` (None unless every record has
+        CPU seconds), `scores_wall`, `scores_steps` (the same on steps),
+        `profile` (`{"taus": [...], method: [...]}`, of the headline),
+        `workloads` (`{workload: {method: {...}}}` with the median CPU, wall
+        seconds and steps to target, the fraction of seeds that reached it,
+        the mean best metric and the divergences) and `methods`.
 
     Example:
 
@@ -739,8 +764,12 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         raise ValueError("No leaderboard records to aggregate.")
     seconds = profiles.method_times(records, "seconds_to_target")
     steps = profiles.method_times(records, "steps_to_target")
+    # CPU seconds only where every run measured them: a mix would compare two clocks.
+    has_cpu = all("cpu_seconds_to_target" in r for r in records)
+    cpu = profiles.method_times(records, "cpu_seconds_to_target") if has_cpu else None
+    headline = cpu if has_cpu else seconds
     taus = [float(t) for t in np.linspace(1.0, max_tau, 61)]
-    rho = profiles.performance_profile(seconds, taus)
+    rho = profiles.performance_profile(headline, taus)
     per = {}
     for r in records:
         cell = per.setdefault(r["workload"], {}).setdefault(r["method"], {"runs": []})
@@ -752,6 +781,7 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
             runs = cell["runs"]
             bests = [r["best_metric"] for r in runs if r.get("best_metric") is not None]
             table[w][m] = {
+                "cpu_seconds_to_target": _finite_or_none(cpu[m].get(w)) if has_cpu else None,
                 "seconds_to_target": _finite_or_none(seconds[m].get(w)),
                 "steps_to_target": _finite_or_none(steps[m].get(w)),
                 "reached": sum(bool(r["reached_target"]) for r in runs) / len(runs),
@@ -760,8 +790,13 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
                 "errors": sorted({r["error"] for r in runs if r.get("error")}),
                 "seeds": len(runs),
             }
+    wall_scores = profiles.benchmark_scores(seconds, max_tau=max_tau)
+    cpu_scores = profiles.benchmark_scores(cpu, max_tau=max_tau) if has_cpu else None
     return {
-        "scores": profiles.benchmark_scores(seconds, max_tau=max_tau),
+        "scores": cpu_scores if has_cpu else wall_scores,
+        "score_basis": "cpu_seconds" if has_cpu else "seconds",
+        "scores_cpu": cpu_scores,
+        "scores_wall": wall_scores,
         "scores_steps": profiles.benchmark_scores(steps, max_tau=max_tau),
         "profile": {"taus": taus, **rho},
         "workloads": table,
@@ -795,13 +830,18 @@ def markdown_report(summary, digits=3, note=None):
     ```
     """
     lines = [note, ""] if note else []
-    lines += ["| rank | method | score (seconds) | score (steps) | workloads reached |", "|---|---|---|---|---|"]
+    cpu = summary.get("score_basis") == "cpu_seconds"
+    time_key = "cpu_seconds_to_target" if cpu else "seconds_to_target"
+    head = "| rank | method | score (CPU seconds) | score (wall seconds) |" if cpu else "| rank | method | score (seconds) |"
+    lines += [head + " score (steps) | workloads reached |", "|" + "---|" * (6 if cpu else 5)]
     order = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
     n_w = len(summary["workloads"])
     for i, m in enumerate(order, 1):
-        reached = sum(1 for w in summary["workloads"].values() if m in w and w[m]["seconds_to_target"] is not None)
-        lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} | {summary['scores_steps'][m]:.3f} | {reached}/{n_w} |")
-    lines += ["", "Median seconds to target per workload (fraction of seeds that reached it; median best "
+        reached = sum(1 for w in summary["workloads"].values() if m in w and w[m][time_key] is not None)
+        wall = f" {summary['scores_wall'][m]:.3f} |" if cpu else ""
+        lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} |{wall} {summary['scores_steps'][m]:.3f} | {reached}/{n_w} |")
+    what = "CPU seconds" if cpu else "seconds"
+    lines += ["", f"Median {what} to target per workload (fraction of seeds that reached it; mean best "
               "metric); one row per method, in rank order:", ""]
     names = list(summary["workloads"])
     lines += ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -812,7 +852,7 @@ def markdown_report(summary, digits=3, note=None):
             if c is None:
                 cells.append("-")
                 continue
-            t = "—" if c["seconds_to_target"] is None else f"{c['seconds_to_target']:.1f}s"
+            t = "—" if c[time_key] is None else f"{c[time_key]:.1f}s"
             best = "" if c["best_metric"] is None else f"; {c['best_metric']:.{digits}g}"
             cells.append(f"{t} ({c['reached']:.2g}{best})")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")

@@ -60,7 +60,8 @@ def test_merge_of_a_filling_grid_ranks_on_complete_workloads_only(tmp_path, caps
     runs = tmp_path / "runs"
     runs.mkdir()
     curve = {"steps": [10, 20], "seconds": [1.0, 2.0], "metric": [0.5, 0.9]}
-    done = [("digits_mlp_lb", "adam"), ("digits_mlp_lb", "prodigy"), ("sine_cnn_lb", "adam")]
+    # dog is not in this grid: its record must not be ranked.
+    done = [("digits_mlp_lb", "adam"), ("digits_mlp_lb", "prodigy"), ("digits_mlp_lb", "dog"), ("sine_cnn_lb", "adam")]
     for workload, method in done:
         rec = {"workload": workload, "method": method, "seed": 0, "mode": "max", "curve": curve,
                "best_metric": 0.9, "final_metric": 0.9, "diverged": False}
@@ -70,6 +71,7 @@ def test_merge_of_a_filling_grid_ranks_on_complete_workloads_only(tmp_path, caps
             "--seeds", "1", "--no-bad-lrs", "--out", str(tmp_path)]
     summary = run(build_parser().parse_args(args))
     assert list(summary["workloads"]) == ["digits_mlp_lb"]  # sine_cnn_lb lacks prodigy's run
+    assert sorted(summary["scores"]) == ["adam", "prodigy"]
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["complete_workloads"] == ["digits_mlp_lb"] and scores["pending_workloads"] == ["sine_cnn_lb"]
     report = (tmp_path / "leaderboard.md").read_text()

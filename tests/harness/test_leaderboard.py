@@ -44,7 +44,8 @@ def test_training_clock_excludes_validation():
     clock = leaderboard.TrainingClock()
     big_val = (np.zeros((20000, 8), "float32"), np.zeros((20000, 1), "float32"))
     model.fit(x, x[:, :1], epochs=2, batch_size=512, validation_data=big_val, verbose=0, callbacks=[clock])
-    assert clock.seconds[0] > 0 and clock._excluded > 0
+    assert clock.seconds[0] > 0 and clock.cpu_seconds[0] > 0
+    assert (clock._excluded > 0).all()  # wall and CPU time of the validation passes
 
 
 @pytest.mark.slow
@@ -87,9 +88,43 @@ def test_ray_backend_runs_the_same_cells(tmp_path):
 
 def test_lr_finder_cost_counts_in_time_to_target():
     record = {"mode": "max", "metric": "accuracy", "history": {"val_accuracy": [0.5, 0.9]},
-              "steps": [10, 20], "lr": [1e-3, 1e-3], "diverged": False, "setup_cost": {"seconds": 5.0, "steps": 30}}
+              "steps": [10, 20], "lr": [1e-3, 1e-3], "diverged": False,
+              "setup_cost": {"seconds": 5.0, "cpu_seconds": 4.0, "steps": 30}}
     clock = leaderboard.TrainingClock()
-    clock.seconds = [1.0, 2.0]
+    clock.seconds, clock.cpu_seconds = [1.0, 2.0], [0.5, 1.5]
     f = leaderboard._fields(record, clock, "w", "m", target=0.9)
     assert f["steps_to_target"] == 50 and f["seconds_to_target"] == pytest.approx(7.0)
+    assert f["cpu_seconds_to_target"] == pytest.approx(5.5)
     assert f["best_metric"] == 0.9 and math.isclose(f["final_metric"], 0.9)
+
+
+def test_scores_rank_on_cpu_seconds_only_when_every_record_measured_them():
+    """CPU time is the headline where every run has it; a mix with wall-only records falls back to wall time."""
+    from keras_autolr.harness import leaderboard
+
+    def rec(m, wall, cpu=None):
+        r = {"workload": "w", "method": m, "seed": 0, "seconds_to_target": wall, "steps_to_target": 10,
+             "reached_target": True, "best_metric": 0.9, "final_metric": 0.9, "diverged": False}
+        if cpu is not None:
+            r["cpu_seconds_to_target"] = cpu
+        return r
+
+    # Wall time says a is faster (b ran while the machine was busy); CPU time says b is.
+    both = leaderboard.aggregate([rec("a", 1.0, 2.0), rec("b", 3.0, 1.0)])
+    assert both["score_basis"] == "cpu_seconds"
+    assert both["scores"] == both["scores_cpu"] and both["scores"]["b"] > both["scores"]["a"]
+    assert both["scores_wall"]["a"] > both["scores_wall"]["b"]
+    assert "score (CPU seconds)" in leaderboard.markdown_report(both)
+    mixed = leaderboard.aggregate([rec("a", 1.0, 2.0), rec("b", 3.0)])
+    assert mixed["score_basis"] == "seconds" and mixed["scores_cpu"] is None
+    assert mixed["scores"]["a"] > mixed["scores"]["b"]
+
+
+def test_rescore_recomputes_cpu_seconds_when_the_curve_has_them():
+    from keras_autolr.harness import leaderboard
+
+    curve = {"steps": [10, 20], "seconds": [1.0, 2.0], "cpu_seconds": [0.5, 0.9], "metric": [0.5, 0.9]}
+    out = leaderboard.rescore({"mode": "max", "curve": curve}, 0.8)
+    assert out["seconds_to_target"] == 2.0 and out["cpu_seconds_to_target"] == 0.9
+    old = leaderboard.rescore({"mode": "max", "curve": {k: v for k, v in curve.items() if k != "cpu_seconds"}}, 0.8)
+    assert "cpu_seconds_to_target" not in old
