@@ -139,6 +139,12 @@ def run_mlrsnet(distributed):
                    lambda: keras.optimizers.SGD(0.1), classes=4)
 
 
+def run_mlrsnet_clipped(distributed):
+    # Clipping acts on the whole batch's gradient, as on one device (not on each replica's share).
+    return _instep(distributed, keras_autolr.MLRSNetScheduler("image", record_every=1),
+                   lambda: keras.optimizers.SGD(0.1, global_clipnorm=1e-2), classes=4)
+
+
 def run_hypergradient(distributed):
     return _instep(distributed, keras_autolr.HypergradientDescent(beta=1e-3, record_every=1),
                    lambda: keras.optimizers.SGD(0.05), classes=None)
@@ -241,6 +247,20 @@ def run_set_learning_rate(distributed):
     # epoch 0: 0.1 then 0.05 after 4 steps (the log reads the end of the epoch);
     # epoch 1 scales the schedule by 0.5; epoch 2 sets 0.01 and keeps decaying.
     close(h["learning_rate"], [0.05, 0.0125, 0.005], 1e-5, 0, "steered LR")
+    return {"lrs": h["learning_rate"], "weights": weights(model)}
+
+
+def run_set_learning_rate_recompiled(distributed):
+    # A second fit after `compile` (a new optimizer, a new train function): our variables are
+    # added to the new optimizer after Keras built the new step, which must follow them.
+    x, y = data()
+    model, _ = build(distributed, lambda: keras.optimizers.SGD(0.1))
+    fit(model, distributed, x, y, epochs=1)
+    decay = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5, staircase=True)
+    with build_scope(distributed):
+        model.compile(optimizer=keras.optimizers.SGD(decay), loss="mse")
+    h = fit(model, distributed, x, y, callbacks=[_Steer()])
+    close(h["learning_rate"], [0.05, 0.0125, 0.005], 1e-5, 0, "steered LR after recompile")
     return {"lrs": h["learning_rate"], "weights": weights(model)}
 
 

@@ -44,7 +44,8 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 
 METHODS = ("arc", "mlrsnet", "hypergradient", "mcv", "feature_history", "prodigy", "dadapt", "dog",
-           "schedule_free", "schedule_free_ref", "lr_finder", "set_learning_rate")
+           "schedule_free", "schedule_free_ref", "lr_finder", "set_learning_rate", "mlrsnet_clipped",
+           "set_learning_rate_recompiled")
 TF_REFUSED = ("prodigy", "dadapt", "dog", "schedule_free_ref")
 
 

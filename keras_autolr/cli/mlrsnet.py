@@ -24,6 +24,8 @@ keras-autolr mlrsnet import-official "mlr_snet 1.pth" saved_controllers/mlrsnet_
 import argparse
 import pathlib
 
+from keras_autolr.cli._common import positive_int
+
 __all__ = ["add_parser", "main"]
 
 
@@ -112,15 +114,7 @@ def _meta_train_cmd(args):
 
 
 def _t_val(text):
-    if text == "epoch":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number of batches >= 1 or 'epoch', not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of batches >= 1 or 'epoch', not {text!r}")
-    return value
+    return text if text == "epoch" else positive_int(text)
 
 
 def _import_official_cmd(args):

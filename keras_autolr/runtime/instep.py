@@ -217,8 +217,14 @@ def _tf_train_step(self, data):
         unscaled = replica.all_reduce(tf.distribute.ReduceOp.MEAN, unscaled)
         grads = _all_reduce_sum(replica, grads)
     lr, grads = ctrl.step_update(unscaled, grads, [w.value for w in weights])
-    if replicas > 1:  # apply_gradients sums the replicas' gradients again
-        grads = [None if g is None else tf.math.scalar_mul(1.0 / replicas, g) for g in grads]
+    if replicas > 1:
+        # apply_gradients clips each replica's gradients, then sums them: the first replica
+        # carries the whole batch's, the others zeros, so clipnorm / global_clipnorm /
+        # clipvalue act on the whole gradient as on one device. A product, not a select:
+        # a non-finite gradient stays non-finite on every replica (a LossScaleOptimizer's
+        # finiteness check must agree across them).
+        first = tf.cast(tf.equal(replica.replica_id_in_sync_group, 0), unscaled.dtype)
+        grads = [None if g is None else tf.math.scalar_mul(tf.cast(first, g.dtype), g) for g in grads]
     self.optimizer.apply_gradients(zip(grads, weights))
     logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))
     logs["step_lr"] = lr

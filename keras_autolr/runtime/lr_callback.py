@@ -70,10 +70,13 @@ class LearningRateCallback(keras.callbacks.Callback):
             return
         if getattr(model, "train_function", None) is None:
             return
+        # Keyed on the function too: `compile` makes a new one, built with the new
+        # optimizer's variables before ours were added to it.
         count = len(model.optimizer.variables)
-        if model.__dict__.get("_autolr_compiled_opt_vars") != count:
+        synced = model.__dict__.get("_autolr_synced_train_function")
+        if synced is None or synced[0] is not model.train_function or synced[1] != count:
             model.make_train_function(force=True)
-            model._autolr_compiled_opt_vars = count
+            model.__dict__["_autolr_synced_train_function"] = (model.train_function, count)
 
     def get_lr(self):
         """The model optimizer's current LR, a float."""

@@ -374,7 +374,7 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             "within each epoch, as the official code) theta would never be updated. Pass t_val='epoch' (one "
             f"update per epoch) or a t_val <= {steps}.")
     options = {"cell": net.cell.name, "augment": augment, "lookahead_weight_decay": bool(lookahead_weight_decay),
-               "meta_schedule": meta_schedule}
+               "meta_schedule": meta_schedule, "t_val": t_val}
     wd_lookahead = float(weight_decay or 0.0) if lookahead_weight_decay else 0.0
     keras.utils.set_random_seed(seed)
 
@@ -426,7 +426,8 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
             to_state()  # variables -> the steps' state (JAX; a no-op on TF)
             t0 = time.time()
             order = rng.permutation(len(xt))
-            # Its own stream per epoch: a resumed run augments as an uninterrupted one would.
+            # Its own stream per epoch, from the seed and the epoch only. (A resumed run still
+            # sees another data order: `rng` restarts from seed + 7919 * start.)
             aug_rng = np.random.default_rng((seed, 183, epoch)) if augment else None
             meta_at = set(meta_update_steps(steps, t_val, epoch=epoch, mode=mode, meta_schedule=meta_schedule))
             losses, lrs, vals = [], [], []
@@ -488,7 +489,8 @@ def _resolve_augment(augment, mode, x):
 
 def _check_options(saved, options, ckdir):
     """Raises unless a resume snapshot was written with `options` (a run must not change its details midway)."""
-    diff = {k: (saved.get(k), v) for k, v in options.items() if saved.get(k) != v}
+    # A key the snapshot did not record (t_val before it was recorded) cannot be checked.
+    diff = {k: (saved[k], v) for k, v in options.items() if k in saved and saved[k] != v}
     if diff:
         said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
         raise ValueError(

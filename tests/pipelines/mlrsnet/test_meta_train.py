@@ -347,11 +347,13 @@ def test_resume_with_other_options_stops_with_a_message(tmp_path):
     kw = dict(num_classes=3, val_size=32, t_val=2, batch_size=16, gamma=0.5, checkpoint_dir=ck, log=lambda *_: None)
     net, _ = meta_train(_model(), x, y, epochs=1, **kw)
     assert json.loads((ck / "history.json").read_text())["options"] == {
-        "cell": "meta_train", "augment": False, "lookahead_weight_decay": True, "meta_schedule": "reference"}
+        "cell": "meta_train", "augment": False, "lookahead_weight_decay": True, "meta_schedule": "reference",
+        "t_val": 2}
     assert net.meta["meta_schedule"] == "reference"
-    for change in (dict(cell="meta_test"), dict(lookahead_weight_decay=False), dict(meta_schedule="global")):
+    for change in (dict(cell="meta_test"), dict(lookahead_weight_decay=False), dict(meta_schedule="global"),
+                   dict(t_val=3)):
         with pytest.raises(ValueError, match=f"{next(iter(change))}=.*Resume with the snapshot's options"):
-            meta_train(_model(), x, y, epochs=2, **kw, **change)
+            meta_train(_model(), x, y, epochs=2, **{**kw, **change})
     # A snapshot from before options were recorded was written with the legacy details.
     with np.load(ck / "resume.npz") as f:
         arrays = {k: f[k] for k in f.files}
