@@ -5,6 +5,7 @@ Each subcommand runs one step of `keras_autolr.pipelines.arc`:
 ```
 keras-autolr arc generate --out data/arc_0.h5 --chains 360 --shard 0/2
 keras-autolr arc generate --merge data/arc_0.h5 data/arc_1.h5 --out data/arc.h5
+KERAS_BACKEND=jax keras-autolr arc generate --engine vmap --out data/arc_v2_0.h5 --chains 1200 --shard 0/2
 keras-autolr arc train --data data/arc.h5 --out saved_controllers/arc.keras --report arc_report.json
 keras-autolr arc evaluate --data data/arc.h5 --controller saved_controllers/arc.keras
 keras-autolr arc select --candidates saved_controllers/arc.keras runs/c1.keras --out runs/arc_select
@@ -22,6 +23,15 @@ def _generate(args):
     if args.merge:
         count = generate.merge(args.merge, args.out)
         print(f"{args.out}: {count} chains")
+        return 0
+    if args.engine == "vmap":  # v2: groups of chains in one JAX program, the v2 zoo
+        from keras_autolr.pipelines.arc import generate_vmap
+
+        samples = generate_vmap.generate(
+            args.out, args.chains, shard=args.shard, tasks=args.tasks or None, base_seed=args.seed,
+            time_limit=args.time_limit, group_size=args.group_size, log=lambda s: print(s, flush=True),
+        )
+        print(f"{args.out}: {samples} decisions (before correction)")
         return 0
     samples = generate.generate(
         args.out, args.chains, shard=args.shard, tasks=args.tasks or None,
@@ -122,6 +132,10 @@ def add_parser(subparsers):
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     g.add_argument("--large", action="store_true", help="8x data per epoch (GPU users)")
+    g.add_argument("--engine", choices=["v1", "vmap"], default="v1",
+                   help="vmap: the v2 zoo, --group-size chains per compiled JAX program (KERAS_BACKEND=jax); "
+                        "--shard then splits groups")
+    g.add_argument("--group-size", type=int, default=16, help="chains per group (--engine vmap)")
     g.add_argument("--merge", nargs="*", help="merge these shard files into --out instead")
     g.set_defaults(func=_generate)
 

@@ -4,6 +4,9 @@ In order, each step resumable and each a `keras-autolr arc` subcommand:
 
 1. `generate`: train the zoo's tasks in chains of cycles with three LR
    branches per decision, storing the raw series in HDF5 (`arc generate`);
+   `generate_vmap` is its v2 engine (`arc generate --engine vmap`, JAX):
+   groups of chains on the realistic-epoch v2 zoo (`harness.zoo_v2`) in one
+   compiled program, same output layout;
 2. `labels`: turn chains into (window, label) samples with the paper's
    ground-truth correction;
 3. `train`: train and evaluate a controller on them (`arc train`,

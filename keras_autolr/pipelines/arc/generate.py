@@ -34,6 +34,7 @@ keras-autolr arc generate --merge data/arc_shard*.h5 --out data/arc.h5
 ```
 """
 
+import contextlib
 import math
 import os
 import time
@@ -252,6 +253,17 @@ def _open_chains(path):
                          "it to generate its chains again.") from err
 
 
+@contextlib.contextmanager
+def _writable_chains(out):
+    """`out` locked and open for appending, with the unfinished chains a crash left deleted."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as f:
+        for name in list(f):
+            if not f[name].attrs.get("complete", False):
+                del f[name]
+        yield f
+
+
 def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None, large=False):
     """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
 
@@ -289,12 +301,8 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     """
     i, k = parse_shard(shard)
     tasks = list(tasks or zoo.names())
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     start = time.time()
-    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as f:
-        for name in list(f):
-            if not f[name].attrs.get("complete", False):
-                del f[name]
+    with _writable_chains(out) as f:
         for c in range(chains):
             if c % k != i or f"chain_{c:06d}" in f:
                 continue
