@@ -208,7 +208,8 @@ def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None):
         merged = dict((previous or {}).get(field, {}))
         merged.update({w: c[key] for w, c in calibrated.items()})
         doc[field] = dict(sorted(merged.items()))
-    commands = [c for c in (previous or {}).get("commands", []) if c != command] + [command]
+    # A set, sorted: rerunning a finished calibration (a resumed run script) leaves the file as it was.
+    commands = sorted(set((previous or {}).get("commands", [])) | {command})
     return {
         **doc,
         "protocol": (f"{CALIBRATION_METHOD} (AlgoPerf NAdamW-baseline hyperparameters, warmup 2% then cosine "
