@@ -9,7 +9,9 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Scripts are the files with a main block; the rest are shared helpers.
-SCRIPTS = sorted(p for p in (ROOT / "reproductions").glob("*.py") if '__name__ == "__main__"' in p.read_text())
+# fh_estimation_v2 has its own smoke (`test_fh_v2_smoke_resumes`, which also reruns it): not twice.
+SCRIPTS = sorted(p for p in (ROOT / "reproductions").glob("*.py")
+                 if '__name__ == "__main__"' in p.read_text() and p.stem != "fh_estimation_v2")
 
 
 SOURCES = sorted(p for folder in ("reproductions", "benchmarks", "examples") for p in (ROOT / folder).glob("*.py"))
