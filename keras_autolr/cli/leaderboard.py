@@ -177,7 +177,6 @@ def run(args):
         note = (f"**Partial leaderboard: {len(complete)} of {len(everyone)} workloads complete** "
                 f"({', '.join(complete)}); {', '.join(pending)} still running, left out until "
                 "every run of theirs exists.")
-        print(note)
     summary = leaderboard.aggregate(records)
     io_lib.atomic_write_json(out / "scores.json", {"scores": summary["scores"],
                                                    "score_basis": summary["score_basis"],
