@@ -546,6 +546,21 @@ def take_host_state(optimizer, name):
     return out or None
 
 
+def _warn_if_step_compiled_under_jax_distribution(opt):
+    """Warns before a variable is added to a built optimizer under a JAX `keras.distribution`."""
+    # There Keras fixes the train step's output shardings per optimizer variable when fit
+    # starts; a variable added during fit (outside a LearningRateCallback, which re-syncs
+    # the step) then fails the next step with an opaque pytree error.
+    if keras.backend.backend() == "jax" and keras.distribution.distribution() is not None and opt.built:
+        warnings.warn(
+            "set_learning_rate on a schedule adds an LR-multiplier variable to the optimizer; under a "
+            "JAX keras.distribution a train step compiled before it no longer matches (fit then fails "
+            "with a pytree structure error). Call keras_autolr.runtime.lr.prepare(optimizer) before "
+            "fit, or change the LR from a keras_autolr LearningRateCallback.",
+            stacklevel=3,
+        )
+
+
 def _install_multiplier(optimizer):
     """Wraps a schedule in `ScaledSchedule` with a multiplier state variable."""
     opt = base_optimizer(optimizer)
@@ -629,6 +644,8 @@ def set_learning_rate(optimizer, value):
                 "(e.g. set `alpha` > 0 in CosineDecay) or a float LR."
             )
         multiplier = _check_range(value / base, "float32", f"multiplier (LR {value} / schedule {base})")
+        if not (isinstance(raw, ScaledSchedule) and isinstance(raw.multiplier, keras.Variable)):
+            _warn_if_step_compiled_under_jax_distribution(opt)
         _install_multiplier(optimizer).multiplier.assign(multiplier)
         return value
     if isinstance(raw, keras.Variable):

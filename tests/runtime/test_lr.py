@@ -293,3 +293,26 @@ def test_scale_learning_rate_scales_the_base_multiplier_of_self_tuning_optimizer
     after = lr_lib.scale_learning_rate(opt, 0.5)
     # d is unchanged by scaling; d * lr halves.
     assert after == pytest.approx(before * 0.5, rel=1e-6)
+
+
+@pytest.mark.jax
+def test_setting_a_schedule_under_a_jax_distribution_warns_unless_prepared():
+    """Under a JAX keras.distribution, the multiplier added mid-fit would break the compiled step: say so."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("keras.distribution's compiled-step shardings are JAX's")
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
+    try:
+        decay = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=4, decay_rate=0.5)
+        late = keras.optimizers.SGD(decay)
+        late.build([keras.Variable(np.zeros(2, "float32"))])
+        with pytest.warns(UserWarning, match="lr.prepare"):
+            lr_lib.set_learning_rate(late, 0.05)
+        early = keras.optimizers.SGD(decay)
+        early.build([keras.Variable(np.zeros(2, "float32"))])
+        lr_lib.prepare(early)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            lr_lib.set_learning_rate(early, 0.05)  # the multiplier exists: nothing is added
+    finally:
+        keras.distribution.set_distribution(previous)
