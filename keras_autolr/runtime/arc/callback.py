@@ -235,8 +235,12 @@ class ARC(LearningRateCallback):
           values, not variables, so the compiled step never carries them),
           which the backup saves with the model, so a resumed fit makes the same
           decisions at the same epochs as an uninterrupted one. ARC moves
-          itself ahead of a `BackupAndRestore` listed before it, so that the
-          backup holds ARC's end of epoch. `self.decisions` lists only the
+          itself ahead of a `BackupAndRestore` or `ModelCheckpoint` listed
+          before it, so that what they save holds ARC's end of epoch (a
+          checkpoint's weights loaded with `model.load_weights` before
+          `fit(initial_epoch=k)` resume ARC too, when the optimizer is built
+          and `keras_autolr.runtime.lr.attach_state(model.optimizer)` was
+          called before the load). `self.decisions` lists only the
           resumed fit's decisions. Resume with the same `frequency` and data
           (ARC warns and starts a new window otherwise).
         * State resets at the start of every `fit`, unless the fit starts at
@@ -349,12 +353,13 @@ class ARC(LearningRateCallback):
         self._bad = False
 
     def _run_before_backup(self, callback_list):
-        """Moves ARC ahead of a BackupAndRestore, so that its backup holds ARC's epoch."""
+        """Moves ARC ahead of a BackupAndRestore or ModelCheckpoint, so that what they save holds ARC's epoch."""
         # Safe inside CallbackList.on_train_begin's loop: the moved range is behind
         # the loop's position, and every later callback keeps its index.
         items = callback_list.callbacks
         mine = next(i for i, c in enumerate(items) if c is self)
-        backup = next((i for i, c in enumerate(items[:mine]) if isinstance(c, keras.callbacks.BackupAndRestore)), None)
+        savers = (keras.callbacks.BackupAndRestore, keras.callbacks.ModelCheckpoint)
+        backup = next((i for i, c in enumerate(items[:mine]) if isinstance(c, savers)), None)
         if backup is not None:
             items.insert(backup, items.pop(mine))
 

@@ -147,3 +147,24 @@ def test_resuming_with_another_frequency_warns_and_starts_afresh(tmp_path, contr
         _model(False).fit(x, y, batch_size=16, epochs=EPOCHS, verbose=0,
                           callbacks=[arc, keras.callbacks.BackupAndRestore(backup)])
     assert arc.decisions[0]["epoch"] == 3  # a new window from the resumed epoch on
+
+
+def test_a_model_checkpoint_listed_first_holds_arcs_end_of_epoch(tmp_path, controller):
+    """ModelCheckpoint before ARC: its weights file carries ARC's state, so load_weights + initial_epoch resumes."""
+    x, y = _data()
+    ref = ARC(controller, frequency=2)
+    _model(False).fit(x, y, batch_size=16, epochs=6, shuffle=False, verbose=0, callbacks=[ref])
+    path = str(tmp_path / "ck.weights.h5")
+    saver = keras.callbacks.ModelCheckpoint(path, save_weights_only=True)
+    _model(False).fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                      callbacks=[saver, ARC(controller, frequency=2)])
+    resumed = _model(False)
+    # As for any optimizer state in a weights file: the optimizer exists before the load
+    # (Keras skips an unbuilt one), and so does keras_autolr's entry on it.
+    resumed.optimizer.build(resumed.trainable_variables)
+    lr_lib.attach_state(resumed.optimizer)
+    resumed.load_weights(path)
+    again = ARC(controller, frequency=2)
+    resumed.fit(x, y, batch_size=16, epochs=6, initial_epoch=3, shuffle=False, verbose=0, callbacks=[again])
+    assert again.decisions == [d for d in ref.decisions if d["epoch"] >= 2]
+    np.testing.assert_array_equal(again.window(), ref.window())
