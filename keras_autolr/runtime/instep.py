@@ -223,7 +223,7 @@ def _tf_train_step(self, data):
         # clipvalue act on the whole gradient as on one device. A product, not a select:
         # a non-finite gradient stays non-finite on every replica (a LossScaleOptimizer's
         # finiteness check must agree across them).
-        first = tf.cast(tf.equal(replica.replica_id_in_sync_group, 0), unscaled.dtype)
+        first = tf.equal(replica.replica_id_in_sync_group, 0)
         grads = [None if g is None else tf.math.scalar_mul(tf.cast(first, g.dtype), g) for g in grads]
     self.optimizer.apply_gradients(zip(grads, weights))
     logs = dict(self.compute_metrics(x, y, y_pred, sample_weight=sample_weight))

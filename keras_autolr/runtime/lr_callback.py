@@ -63,7 +63,7 @@ class LearningRateCallback(keras.callbacks.Callback):
         Only under a `keras.distribution` on JAX, where Keras compiles the step
         with one output sharding per optimizer variable (fixed when `fit`
         starts, before `on_train_begin`), so variables added there (a schedule's
-        multiplier, ARC's state) would not match it. Call it after adding them.
+        multiplier, MLR-SNet's or HD's state) would not match it. Call it after adding them.
         """
         model = self.model
         if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
