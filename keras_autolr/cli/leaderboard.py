@@ -164,6 +164,7 @@ def run(args):
     # Complete against the whole grid (not a shard's part): other shards fill the same folder.
     complete = leaderboard.complete_workloads(records, cells)
     everyone = list(dict.fromkeys(c.workload.name for c in cells))
+    pending = [w for w in everyone if w not in complete]
     # The grid's runs only: a record of another method or seed (an earlier grid) is not ranked.
     keys = {(c.workload.name, c.entry.name, int(c.seed)) for c in cells}
     records = [r for r in records if r["workload"] in complete and (r["workload"], r["method"], int(r["seed"])) in keys]
@@ -172,8 +173,7 @@ def run(args):
               "describes the grid with the run's own --workloads / --methods / --seeds / --no-bad-lrs.)")
         return None
     note = None
-    if len(complete) < len(everyone):
-        pending = [w for w in everyone if w not in complete]
+    if pending:
         note = (f"**Partial leaderboard: {len(complete)} of {len(everyone)} workloads complete** "
                 f"({', '.join(complete)}); {', '.join(pending)} still running, left out until "
                 "every run of theirs exists.")
@@ -184,7 +184,7 @@ def run(args):
                                                    "scores_wall": summary["scores_wall"],
                                                    "scores_steps": summary["scores_steps"],
                                                    "complete_workloads": complete,
-                                                   "pending_workloads": [w for w in everyone if w not in complete],
+                                                   "pending_workloads": pending,
                                                    "workloads": summary["workloads"]})
     text = leaderboard.markdown_report(summary, note=note)
     io_lib.atomic_write_text(out / "leaderboard.md", text + "\n")
