@@ -101,10 +101,6 @@ def budget_epoch(fraction, epochs):
     return max(1, math.ceil(round(fraction * epochs, 6)))
 
 
-def _mae(pred, target):
-    return float(np.mean(np.abs(pred - target)))
-
-
 def summarize(records, fractions=FRACTIONS):
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
@@ -137,7 +133,7 @@ def summarize(records, fractions=FRACTIONS):
                 pk = np.array([(r["proxy_accuracy"] if k == "10" else r["proxy_accuracy_k"][k])[e] for r in rk])
                 lk = np.array([r["latest_val_accuracy"][e] for r in rk])
                 fk = np.array([r["final_test_accuracy"] for r in rk])
-                ci[k] = {"mae": metrics.paired_bootstrap(_mae, pk, lk, fk),
+                ci[k] = {"mae": metrics.paired_bootstrap(fh_common.mean_absolute_error, pk, lk, fk),
                          "tau": metrics.paired_bootstrap(metrics.kendall_tau, pk, lk, fk)}
             rows.append({
                 "bootstrap": ci,

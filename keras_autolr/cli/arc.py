@@ -24,15 +24,28 @@ def _generate(args):
         count = generate.merge(args.merge, args.out)
         print(f"{args.out}: {count} chains")
         return 0
+    v2_only = {"--max-cycle-epochs": args.max_cycle_epochs, "--poor-fraction": args.poor_fraction}
     if args.engine == "vmap":  # v2: groups of chains in one JAX program, the v2 zoo
         from keras_autolr.pipelines.arc import generate_vmap
 
+        if args.poor_fraction is not None and not 0 <= args.poor_fraction <= 1:
+            raise SystemExit(f"--poor-fraction is a fraction of chains, in [0, 1]; got {args.poor_fraction}.")
+        if args.max_cycle_epochs is not None and args.max_cycle_epochs < 1:
+            raise SystemExit(f"--max-cycle-epochs must be at least 1; got {args.max_cycle_epochs}.")
+        # Unset flags keep generate()'s defaults (one source of truth for them).
+        options = {k: v for k, v in (("max_cycle_epochs", args.max_cycle_epochs),
+                                     ("poor_fraction", args.poor_fraction)) if v is not None}
         samples = generate_vmap.generate(
             args.out, args.chains, shard=args.shard, tasks=args.tasks or None, base_seed=args.seed,
             time_limit=args.time_limit, group_size=args.group_size, log=lambda s: print(s, flush=True),
+            **options,
         )
         print(f"{args.out}: {samples} decisions (before correction)")
         return 0
+    given = [flag for flag, value in v2_only.items() if value is not None]
+    if given:
+        raise SystemExit(f"{', '.join(given)}: only the v2 generator draws these; add --engine vmap "
+                         "(v1 draws cycle lengths from 1..10 epochs and initial LRs from each task's range, as the paper).")
     samples = generate.generate(
         args.out, args.chains, shard=args.shard, tasks=args.tasks or None,
         base_seed=args.seed, time_limit=args.time_limit, large=args.large,
@@ -136,6 +149,10 @@ def add_parser(subparsers):
                    help="vmap: the v2 zoo, --group-size chains per compiled JAX program (KERAS_BACKEND=jax); "
                         "--shard then splits groups")
     g.add_argument("--group-size", type=int, default=16, help="chains per group (--engine vmap)")
+    g.add_argument("--max-cycle-epochs", type=int, default=None,
+                   help="cycle lengths drawn from 1..N epochs (--engine vmap; default 10)")
+    g.add_argument("--poor-fraction", type=float, default=None,
+                   help="fraction of chains starting 10-100x below the good LR (--engine vmap; default 0.35)")
     g.add_argument("--merge", nargs="*", help="merge these shard files into --out instead")
     g.set_defaults(func=_generate)
 

@@ -48,9 +48,10 @@ The LSTM state persists across all steps and epochs (truncated
 back-propagation of one step). Checkpoints of the net are written at the
 chosen epochs (the reference keeps epochs 1, E/2 and E for the
 early/middle/late swap of the meta-test), and a resume snapshot at the end of
-every epoch, so an interrupted run continues where it stopped; the snapshot
-records the options above, and a resume with other options stops with a
-message.
+every epoch, so an interrupted run continues where it stopped, exactly as
+the uninterrupted run would (the snapshot carries the data-order stream and
+the meta-validation position too); the snapshot records the options above,
+and a resume with other options stops with a message.
 
 Runs on TensorFlow (`tf.GradientTape` in `tf.function`s) and on JAX (pure
 `stateless_call` / `stateless_apply` steps under `jax.jit`, the fast path on
@@ -405,7 +406,7 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         ckdir.mkdir(parents=True, exist_ok=True)
     # Two runs on one folder would overwrite each other's snapshots: the second stops at once.
     with io_lib.exclusive_lock(ckdir / ".lock", ckdir) if ckdir is not None else contextlib.nullcontext():
-        history, start, rng = [], 0, np.random.default_rng(seed)
+        history, start, rng, vpos = [], 0, np.random.default_rng(seed), 0
         state_vars = [h, c] + list(model.variables) + list(model_opt.variables) + list(params) + list(meta_opt.variables)
         if ckdir is not None:  # a killed run's temporary files (`io.atomic_path` names), ours under the lock
             for leftover in [*ckdir.glob(".*.tmp"), *ckdir.glob(".*.tmp.keras")]:
@@ -414,20 +415,22 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
         if meta is not None:
             _check_options(meta.get("options", LEGACY_OPTIONS), options, ckdir)
             history, start, gamma = meta["history"], meta["epoch"], meta["gamma"]
-            rng = np.random.default_rng(seed + 7919 * start)
+            if "order_rng" in meta:  # the data order and meta-validation position go on as uninterrupted
+                rng.bit_generator.state = meta["order_rng"]
+                vpos = int(meta["val_position"])
+            else:  # a snapshot from before they were saved: a fresh stream
+                rng = np.random.default_rng(seed + 7919 * start)
             log(f"resumed at epoch {start}")
 
         # Built after a resume, which restores gamma.
         make_steps = _tf_steps if backend == "tensorflow" else _jax_steps
         train_step, meta_step, to_state, from_state = make_steps(
             model, loss_fn, model_opt, meta_opt, params, h, c, gamma, norm, clipnorm, net.cell, wd_lookahead)
-        vpos = 0
         for epoch in range(start, epochs):
             to_state()  # variables -> the steps' state (JAX; a no-op on TF)
             t0 = time.time()
             order = rng.permutation(len(xt))
-            # Its own stream per epoch, from the seed and the epoch only. (A resumed run still
-            # sees another data order: `rng` restarts from seed + 7919 * start.)
+            # Its own stream per epoch, from the seed and the epoch only.
             aug_rng = np.random.default_rng((seed, 183, epoch)) if augment else None
             meta_at = set(meta_update_steps(steps, t_val, epoch=epoch, mode=mode, meta_schedule=meta_schedule))
             losses, lrs, vals = [], [], []
@@ -468,7 +471,8 @@ def meta_train(model, x, y, *, loss=None, net=None, mode="image", num_classes=No
                 if (epoch + 1) in keep:
                     with io_lib.atomic_path(ckdir / f"mlrsnet_epoch{epoch + 1:03d}.keras", suffix=".tmp.keras") as tmp:
                         net.save(tmp)  # Keras wants the ".keras" ending
-                meta = {"epoch": epoch + 1, "gamma": gamma, "history": history, "options": options}
+                meta = {"epoch": epoch + 1, "gamma": gamma, "history": history, "options": options,
+                        "order_rng": rng.bit_generator.state, "val_position": vpos}
                 # The snapshot carries its own epoch and history: one atomic file, so a kill between two
                 # writes cannot pair the weights of one epoch with the history of another.
                 io_lib.atomic_save_npz(ckdir / "resume.npz", meta=np.array(json.dumps(meta)),

@@ -1,4 +1,5 @@
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -83,3 +84,27 @@ def test_train_controller_end_to_end(tmp_path, monkeypatch):
     res = json.loads(buf.getvalue())
     assert res["n"] == 9  # 3 chains x 3 samples
     assert 0.0 <= res["weighted_accuracy"] <= 1.0 and res["no_val"]["n"] == 9
+
+
+def test_cli_passes_v2_generator_options_and_refuses_them_for_v1(monkeypatch, tmp_path):
+    """--max-cycle-epochs / --poor-fraction reach generate_vmap.generate; v1 and bad values stop with a message."""
+    from keras_autolr.pipelines.arc import generate_vmap
+
+    seen = {}
+    monkeypatch.setattr(generate_vmap, "generate", lambda *a, **kw: seen.update(kw) or 0)
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="cmd"))
+    base = ["arc", "generate", "--out", str(tmp_path / "x.h5")]
+    args = parser.parse_args(base + ["--engine", "vmap", "--max-cycle-epochs", "3", "--poor-fraction", "0.5"])
+    assert args.func(args) == 0
+    assert seen["max_cycle_epochs"] == 3 and seen["poor_fraction"] == 0.5
+    seen.clear()
+    args = parser.parse_args(base + ["--engine", "vmap"])
+    args.func(args)
+    assert "max_cycle_epochs" not in seen and "poor_fraction" not in seen  # generate()'s defaults
+    for bad, message in ((["--poor-fraction", "0.2"], "only the v2 generator"),
+                         (["--engine", "vmap", "--poor-fraction", "1.5"], "in [0, 1]"),
+                         (["--engine", "vmap", "--max-cycle-epochs", "0"], "at least 1")):
+        args = parser.parse_args(base + bad)
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            args.func(args)

@@ -64,6 +64,26 @@ def test_meta_training_updates_theta_checkpoints_and_resumes(tmp_path):
 
 
 @pytest.mark.jax
+def test_resumed_meta_training_equals_the_uninterrupted_run(tmp_path):
+    """Stopped after epoch 1 and resumed: same data order, meta-validation batches, theta and history."""
+    x, y = _task()
+    kw = dict(num_classes=3, val_size=60, t_val=2, batch_size=32, log=lambda *_: None)  # 60 % 32: vpos matters
+
+    def run(epochs, ck):
+        keras.utils.set_random_seed(1)
+        return meta_train(_model(), x, y, net=MLRSNet(seed=0, cell="meta_train"), epochs=epochs, checkpoint_dir=ck,
+                          **kw)
+
+    straight, hist = run(2, tmp_path / "straight")
+    run(1, tmp_path / "resumed")
+    resumed, hist2 = run(2, tmp_path / "resumed")
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for key in ("loss", "lr_mean", "lr_trace", "meta_val_loss"):
+        assert hist2[1][key] == hist[1][key], key
+
+
+@pytest.mark.jax
 def test_meta_training_with_dropout_bn_and_clipping_trains_the_model():
     x, y = _task(240)
     inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16), keras.layers.BatchNormalization(),
