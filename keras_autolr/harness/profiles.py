@@ -1,20 +1,50 @@
 """AlgoPerf-style scoring: time to target, performance profiles, the benchmark score.
 
-Pure functions over run records, as AlgoPerf (Dahl et al. 2023, "Benchmarking
-Neural Network Training Algorithms"; `scoring/performance_profile.py` of
-mlcommons/algorithmic-efficiency) defines them:
+Pure functions over run records that reproduce AlgoPerf's scoring (Dahl et al.
+2023, "Benchmarking Neural Network Training Algorithms"; the code is
+`scoring/performance_profile.py` and `scoring/score_submissions.py` of
+mlcommons/algorithmic-efficiency, the rules `docs/DOCUMENTATION.md`,
+"Scoring"). `tests/harness/test_profiles.py` checks them numerically against a
+transcription of that code.
 
-* a run's *time to target* is the first time (step or second) at which its
-  validation metric reaches the workload's target; infinite when it never does
-  (or diverged);
-* a method's time on a workload is the median over its seeds (AlgoPerf takes
-  the median over studies), infinite unless most seeds reached the target;
+* a run's *time to target* is the time (step or second) of the first
+  evaluation whose validation metric reaches the target (`>=` for a metric to
+  maximize, `<=` to minimize); infinite when none does (`get_best_trial_index`);
+* a method's time on a workload is the median over its seeds, AlgoPerf's
+  `np.median` over studies: infinite unless more than half of the seeds reached
+  the target (`get_workloads_time_to_target`);
+* a time more than 4x the fastest method's on that workload is set to
+  infinite (AlgoPerf's "within 4x of the fastest" rule, tested as
+  `t > 4 * t_best` exactly as they do), then each time is divided by the
+  fastest: r = t / t_best; r is infinite for a method that missed, and on a
+  workload no method solved every method misses;
 * the *performance profile* of a method is rho(tau) = the fraction of
-  workloads on which its time is within tau times the fastest method's time;
+  workloads with r <= tau; a workload a method was not run on counts as missed;
 * the *benchmark score* is the area under rho on tau in [1, max_tau]
-  (trapezoidal rule on `num_points` linearly spaced points), divided by
-  `max_tau - 1`, so 1.0 means fastest everywhere and 0.0 means never within
-  max_tau of the fastest. AlgoPerf uses max_tau = 4.
+  (`np.trapezoid` on `num_points` linearly spaced points) divided by
+  `max_tau - 1`, so 1.0 means fastest everywhere and 0.0 means never within 4x
+  of the fastest. AlgoPerf scores with max_tau = 4 and 100 points
+  (`score_submissions.py`: `compute_performance_profiles(min_tau=1.0,
+  max_tau=4.0, num_points=100, scale='linear')`, then
+  `compute_leaderboard_score(normalize=True)`); those are the defaults here.
+
+Where this module deliberately differs from AlgoPerf's code, and why:
+
+* one run per seed: the leaderboard scores AlgoPerf's self-tuning ruleset
+  (one trial per study), so there is no external-tuning step taking the
+  fastest of several trials within a study; `method_times` takes the median
+  over every record of a (method, workload);
+* no held-out workload variants (AlgoPerf makes a fixed workload's time
+  infinite when its variant misses): the leaderboard has no variants (its
+  `@lr/10`-style entries are separate methods, not workload variants);
+* rho's denominator is the number of workloads any method was run on, not a
+  hard-coded count (AlgoPerf's `NUM_BASE_WORKLOADS = 8`); the same whenever the
+  grid is complete, and no check that each workload has exactly 5 seeds
+  (AlgoPerf's `strict` mode);
+* a non-finite metric value never counts as reaching the target; AlgoPerf's
+  comparison would count an infinite value (e.g. a loss of `-inf` under a
+  minimized metric) as reached, which here is a numerical failure;
+* a NaN time is treated as a miss (AlgoPerf never produces one).
 
 Example:
 
@@ -42,7 +72,7 @@ __all__ = [
     "MAX_TAU",
 ]
 
-MAX_TAU = 4.0
+MAX_TAU = 4.0  # AlgoPerf's r_max: no credit beyond 4x the fastest, and the profile's upper end
 
 # numpy 2 renamed trapz; both give the same numbers.
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -86,12 +116,13 @@ def median_time(times):
     """A method's time on one workload from its seeds' times: the median, inf unless most reached.
 
     Args:
-        times: one time to target per seed (`math.inf` for a seed that missed).
+        times: one time to target per seed (`math.inf` or NaN for a seed that missed).
 
     Returns:
-        The median over seeds: infinite when half or more of the seeds missed
-        (the median of a list with as many infinities as finite values is
-        taken as infinite, so a method must reach the target on most seeds).
+        The median over seeds, as `np.median` gives it (AlgoPerf's median over
+        studies): infinite when half or more of the seeds missed, since the
+        mean of a finite middle value and an infinite one is infinite; so a
+        method must reach the target on most seeds. Infinite for no seeds.
 
     Example:
 
@@ -102,7 +133,7 @@ def median_time(times):
     assert median_time([1.0, float("inf")]) == float("inf")
     ```
     """
-    times = sorted(float(t) for t in times)
+    times = sorted(math.inf if math.isnan(float(t)) else float(t) for t in times)
     if not times:
         return math.inf
     n = len(times)
@@ -141,9 +172,14 @@ def method_times(records, key="seconds_to_target"):
 
 
 def _ratio(t, best):
-    if not (math.isfinite(t) and math.isfinite(best)):
-        return math.inf  # not reached (a workload no method solved counts against everyone)
-    return 1.0 if t <= best else t / best
+    # Not reached, or AlgoPerf's 4x rule, compared as they do (t > 4 * best, not
+    # t / best > 4: the two can round differently at the boundary). When no
+    # method solved the workload, best is inf and t is too.
+    if not math.isfinite(t) or t > MAX_TAU * best:
+        return math.inf
+    # best == 0 leaves t == 0 here; AlgoPerf keeps that 0 (0/0 is NaN, which
+    # `DataFrame.update` skips), i.e. full credit, as 1.0 does.
+    return 1.0 if best == 0 else t / best
 
 
 def _ratios(times):
@@ -170,7 +206,8 @@ def performance_profile(times, taus):
 
     Returns:
         `{method: [rho(tau) for tau in taus]}`; the denominator is the number of
-        workloads any method was run on.
+        workloads any method was run on. Flat beyond tau = 4: a time over 4x
+        the fastest counts as a miss (AlgoPerf's rule).
 
     Example:
 
@@ -186,13 +223,15 @@ def performance_profile(times, taus):
     return {m: [float((r <= tau).sum() / n) for tau in taus] for m, r in ratios.items()}
 
 
-def benchmark_scores(times, max_tau=MAX_TAU, num_points=1000):
+def benchmark_scores(times, max_tau=MAX_TAU, num_points=100):
     """AlgoPerf's benchmark score of each method: the normalized area under its profile.
 
     Args:
         times: `{method: {workload: time}}`.
-        max_tau: the largest ratio that still earns credit (AlgoPerf: 4).
-        num_points: points of the trapezoidal rule on [1, max_tau].
+        max_tau: the upper end of the integral (AlgoPerf: 4).
+        num_points: points of the trapezoidal rule on [1, max_tau] (AlgoPerf:
+            100; more points approach the exact integral of the step function,
+            which the AlgoPerf paper defines and its code approximates).
 
     Returns:
         `{method: score}` with scores in [0, 1].
