@@ -183,6 +183,7 @@ def run(args):
                                                    "scores_cpu": summary["scores_cpu"],
                                                    "scores_wall": summary["scores_wall"],
                                                    "scores_steps": summary["scores_steps"],
+                                                   "mean_rank": summary["mean_rank"],
                                                    "complete_workloads": complete,
                                                    "pending_workloads": pending,
                                                    "workloads": summary["workloads"]})

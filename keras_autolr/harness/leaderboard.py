@@ -744,6 +744,9 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         `score_basis` says which), `scores_cpu` (None unless every record has
         CPU seconds), `scores_wall`, `scores_steps` (the same on steps),
         `profile` (`{"taus": [...], method: [...]}`, of the headline),
+        `mean_rank` (`{method: rank}`: the rank by mean best metric averaged
+        over workloads, `profiles.mean_ranks`; None when no record says its
+        metric's `mode`),
         `workloads` (`{workload: {method: {...}}}` with the median CPU, wall
         seconds and steps to target, the fraction of seeds that reached it,
         the mean best metric and the divergences) and `methods`.
@@ -793,6 +796,10 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
             }
     wall_scores = profiles.benchmark_scores(seconds, max_tau=max_tau)
     cpu_scores = profiles.benchmark_scores(cpu, max_tau=max_tau) if has_cpu else None
+    # The second measure, for the methods the score cannot separate: workloads whose
+    # records say their metric's direction.
+    modes = {r["workload"]: r["mode"] for r in records if r.get("mode") in ("max", "min")}
+    best = {m: {w: table[w][m]["best_metric"] for w in table if m in table[w]} for m in seconds}
     return {
         "scores": cpu_scores if has_cpu else wall_scores,
         "score_basis": "cpu_seconds" if has_cpu else "seconds",
@@ -800,6 +807,7 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         "scores_wall": wall_scores,
         "scores_steps": profiles.benchmark_scores(steps, max_tau=max_tau),
         "profile": {"taus": taus, **rho},
+        "mean_rank": profiles.mean_ranks(best, modes) if modes else None,
         "workloads": table,
         "methods": sorted(seconds),
     }
@@ -811,6 +819,10 @@ def _finite_or_none(v):
 
 def markdown_report(summary, digits=3, note=None):
     """The leaderboard as markdown: scores, then time to target per workload.
+
+    Methods are ordered by score, then (where the summary has it) by mean
+    rank by best metric, which separates the many methods that reach no
+    target.
 
     Args:
         summary: from `aggregate`.
@@ -833,14 +845,18 @@ def markdown_report(summary, digits=3, note=None):
     lines = [note, ""] if note else []
     cpu = summary.get("score_basis") == "cpu_seconds"
     time_key = "cpu_seconds_to_target" if cpu else "seconds_to_target"
+    ranks = summary.get("mean_rank")
     head = "| rank | method | score (CPU seconds) | score (wall seconds) |" if cpu else "| rank | method | score (seconds) |"
-    lines += [head + " score (steps) | workloads reached |", "|" + "---|" * (6 if cpu else 5)]
-    order = sorted(summary["scores"], key=lambda m: -summary["scores"][m])
+    head += " score (steps) | workloads reached |" + (" mean rank by best metric |" if ranks else "")
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    order = sorted(summary["scores"], key=lambda m: (-summary["scores"][m], ranks[m] if ranks else 0.0))
     n_w = len(summary["workloads"])
     for i, m in enumerate(order, 1):
         reached = sum(1 for w in summary["workloads"].values() if m in w and w[m][time_key] is not None)
         wall = f" {summary['scores_wall'][m]:.3f} |" if cpu else ""
-        lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} |{wall} {summary['scores_steps'][m]:.3f} | {reached}/{n_w} |")
+        rank = f" {ranks[m]:.1f} |" if ranks else ""
+        lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} |{wall} {summary['scores_steps'][m]:.3f} | "
+                     f"{reached}/{n_w} |{rank}")
     what = "CPU seconds" if cpu else "seconds"
     lines += ["", f"Median {what} to target per workload (fraction of seeds that reached it; mean best "
               "metric); one row per method, in rank order:", ""]

@@ -62,6 +62,7 @@ assert scores["adam"] == 1.0 and 0.3 < scores["sgd"] < 0.5
 import math
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "time_to_target",
@@ -69,6 +70,7 @@ __all__ = [
     "method_times",
     "performance_profile",
     "benchmark_scores",
+    "mean_ranks",
     "MAX_TAU",
 ]
 
@@ -250,3 +252,46 @@ def benchmark_scores(times, max_tau=MAX_TAU, num_points=100):
     taus = np.linspace(1.0, max_tau, num_points)
     rho = performance_profile(times, taus)
     return {m: float(_trapezoid(r, taus) / (max_tau - 1.0)) for m, r in rho.items()}
+
+
+def mean_ranks(best, modes):
+    """Each method's rank by best metric, averaged over workloads (1 = best everywhere).
+
+    Not part of AlgoPerf's score: a second measure for the methods the score
+    cannot tell apart, those that reach few targets (it is 0 for every method
+    that reaches none). On each workload the methods are ranked by their best
+    metric (ties share the average rank, as in a Friedman test); a method
+    without a value there (it failed, or was not run) shares the last place.
+
+    Args:
+        best: `{method: {workload: best metric}}` (None or NaN: no value).
+        modes: `{workload: "max" or "min"}`, the direction of each metric.
+
+    Returns:
+        `{method: mean rank}` over the workloads in `modes`.
+
+    Example:
+
+    ```python
+    from keras_autolr.harness.profiles import mean_ranks
+
+    best = {"a": {"acc": 0.9, "mse": 0.1}, "b": {"acc": 0.8, "mse": 0.1}, "c": {"acc": None, "mse": 0.3}}
+    print(mean_ranks(best, {"acc": "max", "mse": "min"}))  # {'a': 1.25, 'b': 1.75, 'c': 3.0}
+    ```
+    """
+    methods = sorted(best)
+    if not methods or not modes:
+        raise ValueError("mean_ranks needs at least one method and one workload.")
+    total = dict.fromkeys(methods, 0.0)
+    for w, mode in modes.items():
+        if mode not in ("max", "min"):
+            raise ValueError(f"The mode of workload {w!r} must be 'max' or 'min', got {mode!r}.")
+        sign = -1.0 if mode == "max" else 1.0
+        # Missing values rank last: +inf after the sign, so all of them tie there.
+        keys = []
+        for m in methods:
+            v = best[m].get(w)
+            keys.append(math.inf if v is None or not math.isfinite(v) else sign * float(v))
+        for m, r in zip(methods, stats.rankdata(keys, method="average")):
+            total[m] += float(r)
+    return {m: total[m] / len(modes) for m in methods}

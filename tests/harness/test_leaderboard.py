@@ -128,3 +128,19 @@ def test_rescore_recomputes_cpu_seconds_when_the_curve_has_them():
     assert out["seconds_to_target"] == 2.0 and out["cpu_seconds_to_target"] == 0.9
     old = leaderboard.rescore({"mode": "max", "curve": {k: v for k, v in curve.items() if k != "cpu_seconds"}}, 0.8)
     assert "cpu_seconds_to_target" not in old
+
+
+def test_methods_with_equal_scores_are_ordered_by_mean_rank_of_best_metric():
+    """No method reaches the target: the score ties at 0; the better best metric ranks first."""
+    recs = [{"workload": w, "method": m, "seed": 0, "seconds_to_target": None, "steps_to_target": None,
+             "cpu_seconds_to_target": None, "reached_target": False, "best_metric": b, "final_metric": b,
+             "diverged": False, "mode": mode}
+            for w, mode, values in (("acc_w", "max", {"alpha": 0.5, "beta": 0.8}),
+                                    ("ppl_w", "min", {"alpha": 30.0, "beta": 20.0}))
+            for m, b in values.items()]
+    summary = leaderboard.aggregate(recs)
+    assert summary["scores"] == {"alpha": 0.0, "beta": 0.0}
+    assert summary["mean_rank"] == {"alpha": 2.0, "beta": 1.0}
+    table = leaderboard.markdown_report(summary).splitlines()
+    assert table[0].endswith("mean rank by best metric |")
+    assert table[2].startswith("| 1 | beta |") and table[3].startswith("| 2 | alpha |")

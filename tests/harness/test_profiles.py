@@ -189,3 +189,16 @@ def test_zero_fastest_time_gives_full_credit_not_a_crash():
 def test_median_time_counts_nan_as_a_miss():
     assert profiles.median_time([1.0, float("nan"), 2.0]) == 2.0
     assert profiles.median_time([1.0, float("nan")]) == math.inf
+
+
+def test_mean_ranks_average_ties_missing_last_and_metric_direction():
+    """Ranks per workload by best metric (max or min), ties averaged, missing values tied last."""
+    best = {"a": {"acc": 0.9, "ppl": 10.0, "mse": float("nan")},
+            "b": {"acc": 0.9, "ppl": 12.0, "mse": 0.2},
+            "c": {"acc": 0.5, "mse": 0.1},  # never ran ppl
+            "d": {"acc": None, "ppl": 11.0, "mse": 0.3}}
+    ranks = profiles.mean_ranks(best, {"acc": "max", "ppl": "min", "mse": "min"})
+    # acc: a, b tie (1.5), c 3, d 4; ppl: a 1, d 2, b 3, c 4; mse: c 1, b 2, d 3, a 4
+    assert ranks == {"a": (1.5 + 1 + 4) / 3, "b": (1.5 + 3 + 2) / 3, "c": (3 + 4 + 1) / 3, "d": (4 + 2 + 3) / 3}
+    with pytest.raises(ValueError, match="'max' or 'min'"):
+        profiles.mean_ranks(best, {"acc": "up"})
