@@ -13,6 +13,11 @@ instead (`harness.calibration`: tuned AdamW + warmup-cosine, 7 LRs x 3 seeds)
 into `<out>/calibration/` and, once it is complete, writes the targets file
 with the command that produced it. Records keep their curves, so they are
 scored against the current targets whenever the reports are written.
+`--target-budget 0.5` does both at AlgoPerf's budget ratio: the calibration
+runs at half of each workload's budget (into `<out>/calibration_budget0.5/`,
+targets `<out>/targets_budget0.5.json`), and the grid's records (always at
+the full budget) are scored against those targets into
+`leaderboard_budget0.5.md`, `scores_budget0.5.json` and their plots.
 Before running, the expected time of the grid is printed, estimated from the
 runs already measured in `--out`. `--threads N` caps the threads of each run
 (`--threads 1` with `--shard i/2` in two processes uses one core each).
@@ -52,6 +57,21 @@ def _shard(text):
     return i, k
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--target-budget takes a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--target-budget takes a number in (0, 1], got {text!r}")
+    return value
+
+
+def _suffix(budget):
+    """The file-name suffix of results scored against the targets of `budget` ("" at the full budget)."""
+    return "" if budget == 1 else f"_budget{budget:g}"
+
+
 def _fill(parser):
     parser.add_argument("--workloads", nargs="+", default=None, help="workload names (default: all)")
     parser.add_argument("--methods", nargs="+", default=None, help="leaderboard entries (default: all)")
@@ -65,6 +85,10 @@ def _fill(parser):
     parser.add_argument("--targets", default=None, help="targets JSON (default: <out>/targets.json)")
     parser.add_argument("--calibrate", action="store_true",
                         help="run the target calibration (tuned AdamW + warmup-cosine) and write the targets file")
+    parser.add_argument("--target-budget", type=_fraction, default=1.0, metavar="F",
+                        help="targets from the calibration at F x each workload's budget (0.5: AlgoPerf's ratio "
+                             "of target-setting to self-tuning runtime); --calibrate runs it, the grid and "
+                             "--merge score against it (files suffixed _budget<F>); default 1")
     parser.add_argument("--threads", type=int, default=None, help="threads per run (default: the backend's)")
     parser.add_argument("--out", default="reproductions/results/leaderboard")
     parser.set_defaults(func=run)
@@ -153,13 +177,14 @@ def run(args):
     seeds = args.seeds or (1 if args.smoke else 3)
     cells = leaderboard.grid(workloads, args.methods, seeds=range(seeds),
                              bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
+    sfx = _suffix(args.target_budget)
+    targets_path = args.targets or out / f"targets{sfx}.json"
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(todo)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
         _print_estimate(leaderboard, todo, out)
-        leaderboard.run_cells(todo, out, _targets(args.targets or out / "targets.json", args.smoke),
-                              backend=args.backend, progress=True)
-    targets = _targets(args.targets or out / "targets.json", args.smoke)
+        leaderboard.run_cells(todo, out, _targets(targets_path, args.smoke), backend=args.backend, progress=True)
+    targets = _targets(targets_path, args.smoke)
     records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in leaderboard.load_records(out)]
     # Complete against the whole grid (not a shard's part): other shards fill the same folder.
     complete = leaderboard.complete_workloads(records, cells)
@@ -178,7 +203,7 @@ def run(args):
                 f"({', '.join(complete)}); {', '.join(pending)} still running, left out until "
                 "every run of theirs exists.")
     summary = leaderboard.aggregate(records)
-    io_lib.atomic_write_json(out / "scores.json", {"scores": summary["scores"],
+    io_lib.atomic_write_json(out / f"scores{sfx}.json", {"scores": summary["scores"],
                                                    "score_basis": summary["score_basis"],
                                                    "scores_cpu": summary["scores_cpu"],
                                                    "scores_wall": summary["scores_wall"],
@@ -186,13 +211,19 @@ def run(args):
                                                    "mean_rank": summary["mean_rank"],
                                                    "complete_workloads": complete,
                                                    "pending_workloads": pending,
+                                                   "targets": "smoke" if args.smoke else str(targets_path),
                                                    "workloads": summary["workloads"]})
+    if args.target_budget != 1 and not args.smoke:  # (the smoke size has fixed targets)
+        budget = (f"Targets: the calibration at {args.target_budget:g}x each workload's budget "
+                  f"(`{targets_path}`), every method at the full budget.")
+        note = budget if note is None else f"{note}\n\n{budget}"
     text = leaderboard.markdown_report(summary, note=note)
-    io_lib.atomic_write_text(out / "leaderboard.md", text + "\n")
+    io_lib.atomic_write_text(out / f"leaderboard{sfx}.md", text + "\n")
     print(text)
-    _plot_profiles(summary, out / "profiles.png", reports)
-    _plot_time_to_target(summary, out / "time_to_target.png", reports)
-    _plot_lr_curves(records, out / "lr_curves.png", reports)
+    _plot_profiles(summary, out / f"profiles{sfx}.png", reports)
+    _plot_time_to_target(summary, out / f"time_to_target{sfx}.png", reports)
+    if not sfx:  # the LR curves do not depend on the targets
+        _plot_lr_curves(records, out / "lr_curves.png", reports)
     return summary
 
 
@@ -230,10 +261,10 @@ def _calibrate(args, out):
     from keras_autolr.harness import calibration, leaderboard
     from keras_autolr.runtime import io as io_lib
 
-    folder = out / "calibration"
+    folder = out / calibration.folder_name(args.target_budget)
     seeds = range(args.seeds or (1 if args.smoke else 3))
     cells = calibration.cells(args.workloads or (SMOKE_WORKLOADS if args.smoke else None),
-                              seeds=seeds, smoke=args.smoke)
+                              seeds=seeds, smoke=args.smoke, budget_fraction=args.target_budget)
     if not args.merge:
         run_cells = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(run_cells)} calibration runs into {folder}")
@@ -250,9 +281,10 @@ def _calibrate(args, out):
                   if w in wanted}
     command = "keras-autolr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["leaderboard"] \
         else "keras-autolr leaderboard --calibrate"
-    path = pathlib.Path(args.targets or out / "targets.json")
+    path = pathlib.Path(args.targets or out / f"targets{_suffix(args.target_budget)}.json")
     previous = json.loads(path.read_text()) if path.exists() else None
-    io_lib.atomic_write_json(path, calibration.targets_document(calibrated, command, previous=previous))
+    io_lib.atomic_write_json(path, calibration.targets_document(calibrated, command, previous=previous,
+                                                                budget_fraction=args.target_budget))
     print(f"Targets written to {path}:")
     for w, c in sorted(calibrated.items()):
         edge = "; at the grid's edge" if c["at_edge"] else ""

@@ -14,6 +14,14 @@ Calibration cells are leaderboard cells (`harness.leaderboard.Cell`) of one
 entry per LR, so they run resumably through `run_cells` (locally, sharded
 or on Ray) into `<out>/calibration/`.
 
+`budget_fraction` runs the calibration at a fraction of each workload's
+budget (its schedule decaying over that shorter run) into
+`<out>/calibration_budget<f>/`, for AlgoPerf's budget ratio: there the
+target-setting runs get 3/4 of a workload's `max_runtime` (it was set 1/3
+longer than their runtime) and self-tuning submissions 1.5x `max_runtime`,
+so a self-tuning method has twice the target-setters' time. Targets from
+`budget_fraction=0.5`, with the methods at the full budget, are that ratio.
+
 Example:
 
 ```python
@@ -29,12 +37,14 @@ assert result["digits_mlp_lb"]["lr"] in (1e-3, 1e-2) and result["digits_mlp_lb"]
 import math
 import statistics
 
-__all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "entry", "cells", "calibrate", "targets_from_records",
-           "targets_document"]
+__all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "ALGOPERF_BUDGET_FRACTION", "entry", "cells", "calibrate",
+           "folder_name", "targets_from_records", "targets_document"]
 
 # Half-decade steps around AlgoPerf's NAdamW peak LR (1.75e-3).
 CALIBRATION_LRS = tuple(float(f"{10 ** (e / 2):.3g}") for e in range(-8, -1))
 CALIBRATION_METHOD = "adamw_warmup_cosine"
+# AlgoPerf: target-setting runtime x 4/3 = max_runtime; self-tuning gets 1.5 x max_runtime = 2x.
+ALGOPERF_BUDGET_FRACTION = 0.5
 
 
 def entry(lr):
@@ -59,7 +69,42 @@ def entry(lr):
     return Entry(f"calibration@lr={lr:g}", CALIBRATION_METHOD, float(lr), takes_lr=False)
 
 
-def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False):
+def _check_fraction(budget_fraction):
+    if not 0 < budget_fraction <= 1:
+        raise ValueError(f"budget_fraction is a fraction of each workload's budget, in (0, 1]; got {budget_fraction}.")
+
+
+def _at_budget(workload, budget_fraction):
+    """`workload` with its epoch budget scaled (at least one epoch)."""
+    import dataclasses
+
+    if budget_fraction == 1:
+        return workload
+    return dataclasses.replace(workload, epochs=max(1, round(workload.epochs * budget_fraction)))
+
+
+def folder_name(budget_fraction=1.0):
+    """The calibration runs' folder under the leaderboard's results: "calibration" at the full budget.
+
+    Args:
+        budget_fraction: the fraction of each workload's budget the runs get.
+
+    Returns:
+        "calibration", or "calibration_budget<f>" (e.g. "calibration_budget0.5").
+
+    Example:
+
+    ```python
+    from keras_autolr.harness import calibration
+
+    assert calibration.folder_name(0.5) == "calibration_budget0.5"
+    ```
+    """
+    _check_fraction(budget_fraction)
+    return "calibration" if budget_fraction == 1 else f"calibration_budget{budget_fraction:g}"
+
+
+def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False, budget_fraction=1.0):
     """Every calibration run: each workload x each LR x each seed.
 
     Args:
@@ -67,6 +112,8 @@ def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False):
         lrs: the LR grid.
         seeds: seeds.
         smoke: the CI size.
+        budget_fraction: the fraction of each workload's epoch budget the runs
+            get (rounded, at least 1 epoch; the smoke size keeps its 2 epochs).
 
     Returns:
         A list of `leaderboard.Cell`s, workload-major.
@@ -77,23 +124,26 @@ def cells(workloads=None, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), smoke=False):
     from keras_autolr.harness import calibration
 
     assert len(calibration.cells(["digits_mlp_lb"])) == 7 * 3
+    assert calibration.cells(["digits_mlp_lb"], budget_fraction=0.5)[0].workload.epochs == 30  # of 60
     ```
     """
     from keras_autolr.harness import leaderboard
 
+    _check_fraction(budget_fraction)
     names = list(workloads or leaderboard.workload_names())
     for name in names:
         if name not in leaderboard.WORKLOADS:
             raise KeyError(f"Unknown workload {name!r}; choose from {leaderboard.workload_names()}.")
-    return [leaderboard.Cell(leaderboard.WORKLOADS[w], entry(lr), int(s), smoke)
+    return [leaderboard.Cell(_at_budget(leaderboard.WORKLOADS[w], budget_fraction), entry(lr), int(s), smoke)
             for w in names for lr in lrs for s in seeds]
 
 
 def calibrate(workloads, out_dir, *, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), backend="local", progress=True,
-              smoke=False):
+              smoke=False, budget_fraction=1.0):
     """Runs the calibration of `workloads` (resumably) and returns their targets.
 
-    The runs go to `out_dir/calibration/runs/`; a rerun skips finished ones.
+    The runs go to `out_dir/calibration/runs/` (`folder_name(budget_fraction)`
+    in general); a rerun skips finished ones.
 
     Args:
         workloads: workload names (registered with `leaderboard.register_workload`).
@@ -103,6 +153,7 @@ def calibrate(workloads, out_dir, *, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), backe
         backend: "local" or "ray" (`leaderboard.run_cells`).
         progress: show a progress bar.
         smoke: the CI size.
+        budget_fraction: the fraction of each workload's budget the runs get.
 
     Returns:
         `{workload: target}`, ready for `leaderboard.run_cells(..., targets=...)`.
@@ -121,8 +172,9 @@ def calibrate(workloads, out_dir, *, lrs=CALIBRATION_LRS, seeds=(0, 1, 2), backe
 
     from keras_autolr.harness import leaderboard
 
-    records = leaderboard.run_cells(cells(workloads, lrs, seeds, smoke), pathlib.Path(out_dir) / "calibration",
-                                    {}, backend=backend, progress=progress)
+    records = leaderboard.run_cells(cells(workloads, lrs, seeds, smoke, budget_fraction),
+                                    pathlib.Path(out_dir) / folder_name(budget_fraction), {}, backend=backend,
+                                    progress=progress)
     return {w: c["target"] for w, c in targets_from_records(records).items()}
 
 
@@ -178,7 +230,7 @@ def targets_from_records(records):
     return out
 
 
-def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None):
+def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None, budget_fraction=1.0):
     """The targets file's content: targets plus how they were obtained.
 
     Args:
@@ -187,6 +239,8 @@ def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None):
         lrs: the LR grid it used.
         previous: an earlier targets document whose other workloads are kept
             (calibrating some workloads leaves the rest as they were).
+        budget_fraction: the fraction of each workload's budget the
+            calibration runs had (said in `protocol`).
 
     Returns:
         A JSON-ready dict with `targets` (what `keras-autolr leaderboard`
@@ -210,10 +264,13 @@ def targets_document(calibrated, command, lrs=CALIBRATION_LRS, previous=None):
         doc[field] = dict(sorted(merged.items()))
     # A set, sorted: rerunning a finished calibration (a resumed run script) leaves the file as it was.
     commands = sorted(set((previous or {}).get("commands", [])) | {command})
+    budget = "budget" if budget_fraction == 1 else (
+        f"budget x {budget_fraction:g} (epochs rounded; AlgoPerf's ratio of the target-setting runtime to a "
+        "self-tuning method's)")
     return {
         **doc,
         "protocol": (f"{CALIBRATION_METHOD} (AlgoPerf NAdamW-baseline hyperparameters, warmup 2% then cosine "
-                     f"to 0) at peak LRs {list(lrs)}, each workload at its leaderboard size and budget; "
+                     f"to 0) at peak LRs {list(lrs)}, each workload at its leaderboard size and {budget}; "
                      "target = median over seeds of the best validation value, at the LR whose median "
                      "is best."),
         "commands": commands,

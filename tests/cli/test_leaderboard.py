@@ -1,4 +1,5 @@
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -77,3 +78,49 @@ def test_merge_of_a_filling_grid_ranks_on_complete_workloads_only(tmp_path, caps
     report = (tmp_path / "leaderboard.md").read_text()
     assert report.startswith("**Partial leaderboard: 1 of 2 workloads complete**") and "sine_cnn_lb still running" in report
     assert "Partial leaderboard" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_target_budget_calibrates_and_scores_into_their_own_files(tmp_path, capsys):
+    """`--target-budget 0.5`: calibration runs and targets, then the grid's report, all suffixed _budget0.5."""
+    from keras_autolr.cli.leaderboard import build_parser, run
+
+    common = ["--smoke", "--workloads", "digits_mlp_lb", "--seeds", "1", "--out", str(tmp_path), "--target-budget", "0.5"]
+    assert run(build_parser().parse_args(common + ["--calibrate"])) is not None
+    doc = json.loads((tmp_path / "targets_budget0.5.json").read_text())
+    assert "budget x 0.5" in doc["protocol"] and set(doc["targets"]) == {"digits_mlp_lb"}
+    assert len(list((tmp_path / "calibration_budget0.5" / "runs").glob("*.json"))) == 7
+    assert not (tmp_path / "targets.json").exists() and not (tmp_path / "calibration").exists()
+    summary = run(build_parser().parse_args(common + ["--methods", "adam", "--no-bad-lrs"]))
+    assert set(summary["scores"]) == {"adam"}
+    # The smoke size scores against its fixed targets, and says so.
+    assert json.loads((tmp_path / "scores_budget0.5.json").read_text())["targets"] == "smoke"
+    assert (tmp_path / "leaderboard_budget0.5.md").read_text().startswith("| rank |")
+    assert not (tmp_path / "leaderboard.md").exists() and not (tmp_path / "lr_curves.png").exists()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--target-budget", "2"])
+
+
+def test_merge_scores_committed_records_against_the_budget_targets(tmp_path):
+    """A real merge (no training): the committed digits-MLP records, rescored against a looser target file."""
+    import shutil
+
+    from keras_autolr.cli.leaderboard import build_parser, run
+
+    src = pathlib.Path(__file__).resolve().parents[2] / "reproductions" / "results" / "leaderboard" / "runs"
+    files = sorted(src.glob("digits_mlp_lb__*.json"))
+    if len(files) < 117:
+        pytest.skip("the committed digits-MLP leaderboard records are not all here")
+    (tmp_path / "runs").mkdir()
+    for f in files:
+        shutil.copy(f, tmp_path / "runs" / f.name)
+    (tmp_path / "targets_budget0.5.json").write_text(json.dumps({"targets": {"digits_mlp_lb": 0.95}}))
+    args = ["--merge", "--workloads", "digits_mlp_lb", "--out", str(tmp_path)]
+    strict = run(build_parser().parse_args(args + ["--targets", str(src.parent / "targets.json")]))
+    loose = run(build_parser().parse_args(args + ["--target-budget", "0.5"]))
+    reached = lambda s: sum(c["reached"] > 0.5 for c in s["workloads"]["digits_mlp_lb"].values())  # noqa: E731
+    assert reached(loose) > reached(strict)  # 0.95 is easier than the frozen 0.984
+    text = (tmp_path / "leaderboard_budget0.5.md").read_text()
+    assert "Targets: the calibration at 0.5x" in text and str(tmp_path / "targets_budget0.5.json") in text
+    assert json.loads((tmp_path / "scores_budget0.5.json").read_text())["targets"] == str(tmp_path / "targets_budget0.5.json")
+    assert (tmp_path / "profiles_budget0.5.png").exists() and (tmp_path / "leaderboard.md").exists()

@@ -83,3 +83,21 @@ def test_estimate_uses_measured_ratios_for_unmeasured_cells():
     assert math.isclose(seconds, 5.0 + 12.0 + 7.0 * 1.25 + 7.0 * 3.0)
     with pytest.raises(ValueError, match="calibrate first"):
         leaderboard.estimate_seconds(cells, [])
+
+
+def test_budget_fraction_scales_the_epochs_and_keeps_the_cells_keys():
+    """AlgoPerf's ratio: target-setting runs at half the budget, in their own folder, same cell keys."""
+    full = calibration.cells(["digits_mlp_lb", "sine_cnn_lb"])
+    half = calibration.cells(["digits_mlp_lb", "sine_cnn_lb"], budget_fraction=calibration.ALGOPERF_BUDGET_FRACTION)
+    assert [c.key for c in half] == [c.key for c in full]
+    for f, h in zip(full, half):
+        assert h.workload.epochs == max(1, round(f.workload.epochs / 2)) and h.workload.name == f.workload.name
+    assert leaderboard.WORKLOADS["digits_mlp_lb"].epochs == full[0].workload.epochs  # the registry is untouched
+    assert calibration.folder_name() == "calibration" and calibration.folder_name(0.5) == "calibration_budget0.5"
+    for bad in (0, 1.5, -0.5):
+        with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+            calibration.cells(["digits_mlp_lb"], budget_fraction=bad)
+    doc = calibration.targets_document(calibration.targets_from_records([_rec("a", 1e-3, 0, 0.5)]), "cmd",
+                                       budget_fraction=0.5)
+    assert "budget x 0.5" in doc["protocol"]
+    assert "budget x" not in calibration.targets_document({}, "cmd")["protocol"]
