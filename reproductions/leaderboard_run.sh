@@ -15,3 +15,11 @@ done
 wait
 keras-autolr leaderboard --calibrate --merge --out "$OUT" > "$OUT/logs/calibrate_merge.log" 2>&1
 keras-autolr leaderboard --merge --out "$OUT" > "$OUT/logs/merge.log" 2>&1
+# Added 2026-12-02, AlgoPerf's budget ratio (a self-tuning method gets twice the target-setting
+# runtime): the calibration at half of each workload's budget, then the same grid records scored
+# against those targets (leaderboard_budget0.5.md). The first five workloads' half-budget
+# calibration was started on its own that day:
+#   keras-autolr leaderboard --calibrate --target-budget 0.5 --threads 1 --workloads digits_mlp_lb \
+#     mnist1d_cnn_lb mnist1d_gru_lb fashion_cnn_bn_lb cifar10_resnet9_lb --out "$OUT"
+keras-autolr leaderboard --calibrate --target-budget 0.5 --threads 1 --out "$OUT" > "$OUT/logs/calibrate_budget0.5.log" 2>&1
+keras-autolr leaderboard --merge --target-budget 0.5 --out "$OUT" > "$OUT/logs/merge_budget0.5.log" 2>&1
