@@ -1,11 +1,12 @@
 """Shared command line for grid reproductions (method x initial LR x seed).
 
-Every script built on `grid_main` takes `--smoke` (seconds, run by CI),
-`--size small` (the CPU-sized default) or `--size full` (the paper's sizes, for
-a GPU; e.g. `KERAS_BACKEND=jax`), `--seeds`, `--methods`, `--lrs`, `--epochs`
-and `--out`. Runs are resumable (finished runs are skipped); each run's JSON,
-`table.md` (papers' format) and `curves.png` land in `--out`, together with
-`COMMAND` (the exact command line that produced them).
+Every script built on `grid_main` takes `--smoke` (seconds, run by CI: one
+seed, the middle initial LR), `--size small` (the CPU-sized default) or
+`--size full` (the paper's sizes, for a GPU; e.g. `KERAS_BACKEND=jax`),
+`--seeds`, `--methods`, `--lrs`, `--epochs` and `--out`. Runs are resumable
+(finished runs are skipped); each run's JSON, `table.md` (papers' format) and
+`curves.png` land in `--out`, together with `COMMAND` (the exact command line
+that produced them).
 """
 
 import argparse
@@ -27,17 +28,19 @@ def grid_main(description, task, methods, initial_lrs, seeds, default_out, optio
     ap.add_argument("--size", default="small", choices=["smoke", "small", "full"])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
     ap.add_argument("--methods", nargs="+", default=list(methods))
-    ap.add_argument("--lrs", type=float, nargs="+", default=list(initial_lrs))
+    ap.add_argument("--lrs", type=float, nargs="+", default=None, help="default: the task's (smoke: the middle one)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--out", default=str(default_out))
     a = ap.parse_args(argv)
     size = "smoke" if a.smoke else a.size
     seeds = a.seeds[:1] if a.smoke else a.seeds
+    # A smoke proves every method runs end to end: one LR is enough (as in arc_cifar10.py).
+    lrs = a.lrs or ([list(initial_lrs)[len(initial_lrs) // 2]] if a.smoke else list(initial_lrs))
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     io_lib.atomic_write_text(out / "COMMAND", " ".join(shlex.quote(x) for x in [sys.executable.split("/")[-1], *sys.argv]) + "\n")
-    print(f"{description}: {task}, size {size}, methods {a.methods}, LRs {a.lrs}, seeds {seeds} -> {out}")
-    records = runner.run_grid(task, a.methods, a.lrs, seeds, out, size=size, epochs=a.epochs,
+    print(f"{description}: {task}, size {size}, methods {a.methods}, LRs {lrs}, seeds {seeds} -> {out}")
+    records = runner.run_grid(task, a.methods, lrs, seeds, out, size=size, epochs=a.epochs,
                               optimizer=optimizer, options=options)
     table = reports.markdown_table(records)
     header = f"# {title or description}\n\nTask `{task}`, size `{size}`, seeds {seeds}.\n\n"

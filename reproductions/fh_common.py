@@ -23,7 +23,7 @@ from keras_autolr.runtime import io as io_lib
 
 SIZES = {
     # dataset: (n_train, n_val, n_test)
-    "smoke": {"fashion_mnist": (1000, 500, 500), "cifar10": (1000, 500, 500)},
+    "smoke": {"fashion_mnist": (300, 200, 200), "cifar10": (300, 200, 200)},
     "full": {"fashion_mnist": (2000, 1000, 2000), "cifar10": (2000, 1000, 2000)},
     # fh_estimation_v2: the validation and test sets the issue asks for (>= 5,000 / 10,000).
     "v2_smoke": {"fashion_mnist": (300, 200, 200), "cifar10": (300, 200, 200), "mnist1d": (300, 200, 200)},

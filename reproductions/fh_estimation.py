@@ -101,7 +101,7 @@ def budget_epoch(fraction, epochs):
     return max(1, math.ceil(round(fraction * epochs, 6)))
 
 
-def summarize(records, fractions=FRACTIONS):
+def summarize(records, fractions=FRACTIONS, n_boot=2000):
     rows = []
     for dataset in sorted({r["dataset"] for r in records}):
         rs = [r for r in records if r["dataset"] == dataset]
@@ -133,8 +133,8 @@ def summarize(records, fractions=FRACTIONS):
                 pk = np.array([(r["proxy_accuracy"] if k == "10" else r["proxy_accuracy_k"][k])[e] for r in rk])
                 lk = np.array([r["latest_val_accuracy"][e] for r in rk])
                 fk = np.array([r["final_test_accuracy"] for r in rk])
-                ci[k] = {"mae": metrics.paired_bootstrap(fh_common.mean_absolute_error, pk, lk, fk),
-                         "tau": metrics.paired_bootstrap(metrics.kendall_tau, pk, lk, fk)}
+                ci[k] = {"mae": metrics.paired_bootstrap(fh_common.mean_absolute_error, pk, lk, fk, n_boot=n_boot),
+                         "tau": metrics.paired_bootstrap(metrics.kendall_tau, pk, lk, fk, n_boot=n_boot)}
             rows.append({
                 "bootstrap": ci,
                 "window_variants": row_k,
@@ -203,7 +203,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     size = "smoke" if a.smoke else "full"
     if a.smoke:
-        a.configs, a.epochs, a.train_samples = 3, 4, 512
+        # 3 configurations: the fewest the bootstrap and window summaries need; 3 epochs keep
+        # fh_search.py's Hyperband (half the budget) at 2 epochs.
+        a.configs, a.epochs, a.train_samples = 3, 3, 256
         a.fit_steps = 20  # CI checks the path, not the estimate's quality
     global FIT
     FIT = est.ClassifierFit(steps=a.fit_steps)
@@ -235,7 +237,8 @@ def main(argv=None):
                   f"{r['latest_val_accuracy'][q - 1]:.3f}, proxy@25% "
                   f"{r['proxy_accuracy'][q - 1]:.3f} "
                   f"({r['epoch_seconds']:.2f} s/epoch)", flush=True)
-    rows = summarize(records)
+    # The smoke's 3 configurations make any interval meaningless: few resamples prove the path.
+    rows = summarize(records, n_boot=100 if a.smoke else 2000)
     table = markdown(rows)
     print(table)
     io_lib.atomic_write_json(out / "summary.json", rows)

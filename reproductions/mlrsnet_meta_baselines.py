@@ -13,7 +13,7 @@ decay, MultiStep, SGDR (cosine restarts), Adam and hypergradient descent
 The baselines use one standard LR each (SGD 0.1, Adam 1e-3, HD from 0.1),
 not a per-method grid: the paper tunes them; a grid is behind `--lrs`.
 
-Sizes: `--smoke` (CI: 1,200 images, width 8, 2 epochs), default "small"
+Sizes: `--smoke` (CI: 600 images, 500 test images, width 8, 2 epochs), default "small"
 (the shipped net's meta-training setup), `--full` (50k images, 200 epochs;
 GPU).
 
@@ -45,7 +45,7 @@ OUT = ROOT / "reproductions" / "results" / "mlrsnet_meta_baselines"
 META = ROOT / "reproductions" / "results" / "mlrsnet_meta_train" / "image_history.json"
 LOGITS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 SIZES = {  # n_train (before carving), val carved, width, epochs
-    "smoke": (1200, 200, 8, 2),
+    "smoke": (600, 100, 8, 2),
     "small": (10000, 1000, 32, 40),
     "full": (None, 1000, 32, 200),
 }
@@ -68,7 +68,8 @@ def make_task(size, seed=0):
 
     def load(_size, _seed):
         # Exactly the meta-training data: same subset, same carved validation set.
-        x, y, xt, yt, c = recipes.image_data("cifar10", n_train=n_train, n_test=2000, seed=seed)
+        x, y, xt, yt, c = recipes.image_data("cifar10", n_train=n_train, n_test=500 if size == "smoke" else 2000,
+                                             seed=seed)
         x_tr, y_tr, _, _ = carve_validation(x, y, n_val, c, seed=seed)
         return tasks.TaskData(x_tr, y_tr, xt, yt, xt, yt, c)
 

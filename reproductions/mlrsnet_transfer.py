@@ -136,11 +136,20 @@ def _variants(task, num_classes, net_path):
                     for label, method, opt, options in BASELINES if label not in skip]
 
 
-def _tuned_variants(task, num_classes, net_path):
+def tuned_grid(kind, family, smoke=False):
+    """The --tuned LR grid of a baseline family ("sgd"/"adam") on "image" or "text" tasks.
+
+    A smoke takes two of its values: enough to choose one (the `*` of the grid table).
+    """
+    grid = GRIDS[kind][family]
+    return grid[1:3] if smoke else list(grid)
+
+
+def _tuned_variants(task, num_classes, net_path, smoke=False):
     """Like `_variants`, under the --tuned protocol: (label, method, optimizer, LR grid, options)."""
     text = task in TEXT_TASKS
     clip = "_clip" if text else ""
-    grid = GRIDS["text" if text else "image"]
+    kind = "text" if text else "image"
     rows = []
     for label, method, opt, lr0, options in _variants(task, num_classes, net_path):
         if label == "mlrsnet":
@@ -150,7 +159,8 @@ def _tuned_variants(task, num_classes, net_path):
                 options.pop("num_classes", None)
             rows.append((label, method, opt + clip, [lr0], options))
         else:
-            rows.append((label, method, opt + clip, grid["adam" if opt == "adam" else "sgd"], options))
+            rows.append((label, method, opt + clip, tuned_grid(kind, "adam" if opt == "adam" else "sgd", smoke),
+                         options))
     return rows
 
 
@@ -176,7 +186,7 @@ def run_task_tuned(name, size, seeds, out, net_override=None):
               f"wall={rec['wall_s']:.1f}s", flush=True)
         return rec
 
-    for label, method, opt, grid, options in _tuned_variants(name, data.num_classes, net_path):
+    for label, method, opt, grid, options in _tuned_variants(name, data.num_classes, net_path, size == "smoke"):
         trial = [run(label, method, opt, lr0, seeds[0], options) for lr0 in grid]
         chosen = max(trial, key=_score)
         rows.append(chosen)

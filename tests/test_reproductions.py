@@ -60,10 +60,12 @@ def test_mlrsnet_transfer_tuned_protocol_smoke(tmp_path):
         pytest.skip(out.stderr.strip().splitlines()[-1][:300])
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     runs = list((tmp_path / "out" / "shakespeare" / "runs").glob("*.json"))
-    # 5 SGD baselines and Adam over their text grids, plus one MLR-SNet run
+    # 5 SGD baselines and Adam over their (smoke) text grids, plus one MLR-SNet run
     sys.path.insert(0, str(ROOT / "reproductions"))
-    from mlrsnet_transfer import GRIDS
-    assert len(runs) == 5 * len(GRIDS["text"]["sgd"]) + len(GRIDS["text"]["adam"]) + 1
+    from mlrsnet_transfer import GRIDS, tuned_grid
+    sgd, adam = tuned_grid("text", "sgd", smoke=True), tuned_grid("text", "adam", smoke=True)
+    assert len(sgd) == len(adam) == 2 and set(sgd) < set(GRIDS["text"]["sgd"]) and set(adam) < set(GRIDS["text"]["adam"])
+    assert len(runs) == 5 * len(sgd) + len(adam) + 1
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "LR grid" in text and "*" in text
     import json

@@ -86,7 +86,8 @@ def test_select_runs_proxy_resumably(tmp_path, capsys):
     shutil.copyfile(default_controller_path(), b)
     out = tmp_path / "sel"
     lines = []
-    report = select.select_controller([a, b], out, size="smoke", initial_lrs=(1e-3,), seeds=(0,),
+    # A small stand-in proxy (the default ResNet-9 adds time, not paths).
+    report = select.select_controller([a, b], out, task="digits_cnn", size="smoke", initial_lrs=(1e-3,), seeds=(0,),
                                       frequency=1, baselines=("constant",), log=lines.append)
     assert report["chosen"] == "incumbent" and report["chosen_path"] == str(a)
     s = report["scores"]
@@ -96,7 +97,7 @@ def test_select_runs_proxy_resumably(tmp_path, capsys):
     assert "**incumbent** (chosen)" in (out / "selection.md").read_text()
     # Resumed: every run is read back from its record, none re-run.
     lines.clear()
-    again = select.select_controller([a, b], out, size="smoke", initial_lrs=(1e-3,), seeds=(0,),
+    again = select.select_controller([a, b], out, task="digits_cnn", size="smoke", initial_lrs=(1e-3,), seeds=(0,),
                                      frequency=1, baselines=("constant",), log=lines.append)
     assert all(line.endswith("done before, skipped") for line in lines) and len(lines) == 3
     assert again["scores"] == report["scores"]
