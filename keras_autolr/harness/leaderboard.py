@@ -224,6 +224,8 @@ _entry("mlrsnet", "mlrsnet", 0.1, optimizer="sgd", takes_lr=False)
 _entry("mlrsnet_official", "mlrsnet_official", 0.1, optimizer="sgd_official", takes_lr=False)
 _entry("mcv_method3", "mcv:method3", 1e-3, optimizer="adam", options={"pairing": "paired"})
 _entry("mcv_method2", "mcv:method2", 1e-3, optimizer="adam", options={"pairing": "paired", "alpha": 0.3})
+# Feature histories choose the LR on the clock (classification workloads; the others report an error).
+_entry("fh_lr_search", "fh_lr_search", 1e-3, optimizer="adam", takes_lr=False)
 
 
 def workload_names():

@@ -208,6 +208,7 @@ _LAZY = {
     "mlrsnet_official": "keras_autolr.harness.methods.mlrsnet",
     "hypergradient": "keras_autolr.harness.methods.mlrsnet",
     "mcv": "keras_autolr.harness.methods.mcv",
+    "fh_lr_search": "keras_autolr.harness.methods.feature_history",
     **{name: "keras_autolr.harness.methods.tuning_free" for name in (
         "prodigy", "dadapt_adam", "dog", "schedule_free_ref", "adamw_warmup_cosine",
         "nadamw_warmup_cosine", "sgd_momentum_cosine", "lr_finder+cosine", "lr_finder+constant")},
