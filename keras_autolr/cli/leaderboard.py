@@ -188,20 +188,28 @@ def run(args):
     records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in leaderboard.load_records(out)]
     # Complete against the whole grid (not a shard's part): other shards fill the same folder.
     complete = leaderboard.complete_workloads(records, cells)
+    # A workload without a target would count as unsolved by every method: left out, and said.
+    untargeted = [w for w in complete if w not in targets]
+    complete = [w for w in complete if w in targets]
     everyone = list(dict.fromkeys(c.workload.name for c in cells))
-    pending = [w for w in everyone if w not in complete]
+    pending = [w for w in everyone if w not in complete and w not in untargeted]
     # The grid's runs only: a record of another method or seed (an earlier grid) is not ranked.
     keys = {(c.workload.name, c.entry.name, int(c.seed)) for c in cells}
     records = [r for r in records if r["workload"] in complete and (r["workload"], r["method"], int(r["seed"])) in keys]
     if not records:
-        print(f"No workload of the grid is complete in {out / 'runs'} yet: no report written. (A merge "
+        missing = f" ({', '.join(untargeted)} complete but without a target in {targets_path})" if untargeted else ""
+        print(f"No workload of the grid is complete in {out / 'runs'} yet{missing}: no report written. (A merge "
               "describes the grid with the run's own --workloads / --methods / --seeds / --no-bad-lrs.)")
         return None
     note = None
-    if pending:
+    if pending or untargeted:
         note = (f"**Partial leaderboard: {len(complete)} of {len(everyone)} workloads complete** "
-                f"({', '.join(complete)}); {', '.join(pending)} still running, left out until "
-                "every run of theirs exists.")
+                f"({', '.join(complete)})")
+        if pending:
+            note += f"; {', '.join(pending)} still running, left out until every run of theirs exists"
+        if untargeted:
+            note += f"; {', '.join(untargeted)} left out: no target in {targets_path}"
+        note += "."
     summary = leaderboard.aggregate(records)
     io_lib.atomic_write_json(out / f"scores{sfx}.json", {"scores": summary["scores"],
                                                    "score_basis": summary["score_basis"],
@@ -211,6 +219,7 @@ def run(args):
                                                    "mean_rank": summary["mean_rank"],
                                                    "complete_workloads": complete,
                                                    "pending_workloads": pending,
+                                                   "untargeted_workloads": untargeted,
                                                    "targets": "smoke" if args.smoke else str(targets_path),
                                                    "workloads": summary["workloads"]})
     if args.target_budget != 1 and not args.smoke:  # (the smoke size has fixed targets)

@@ -16,11 +16,13 @@ or on Ray) into `<out>/calibration/`.
 
 `budget_fraction` runs the calibration at a fraction of each workload's
 budget (its schedule decaying over that shorter run) into
-`<out>/calibration_budget<f>/`, for AlgoPerf's budget ratio: there the
-target-setting runs get 3/4 of a workload's `max_runtime` (it was set 1/3
-longer than their runtime) and self-tuning submissions 1.5x `max_runtime`,
-so a self-tuning method has twice the target-setters' time. Targets from
+`<out>/calibration_budget<f>/`, for AlgoPerf's budget ratio: its
+documentation (v0.6.0) says the v0.5 `max_runtime` was set 1/3 longer than
+the target-setting runs' runtime and that self-tuning submissions get 1.5x
+`max_runtime`, so on that reading a self-tuning method has twice the
+target-setters' time (the runtimes were re-set after v0.5). Targets from
 `budget_fraction=0.5`, with the methods at the full budget, are that ratio.
+Epochs are rounded by Python's `round` (halves to even: 15 x 0.5 -> 8).
 
 Example:
 
@@ -43,7 +45,8 @@ __all__ = ["CALIBRATION_LRS", "CALIBRATION_METHOD", "ALGOPERF_BUDGET_FRACTION", 
 # Half-decade steps around AlgoPerf's NAdamW peak LR (1.75e-3).
 CALIBRATION_LRS = tuple(float(f"{10 ** (e / 2):.3g}") for e in range(-8, -1))
 CALIBRATION_METHOD = "adamw_warmup_cosine"
-# AlgoPerf: target-setting runtime x 4/3 = max_runtime; self-tuning gets 1.5 x max_runtime = 2x.
+# AlgoPerf's documentation (v0.6.0): the v0.5 max_runtime was 4/3 of the target-setting runtime,
+# and self-tuning gets 1.5x max_runtime; 4/3 x 1.5 = 2 (the runtimes were re-set after v0.5).
 ALGOPERF_BUDGET_FRACTION = 0.5
 
 

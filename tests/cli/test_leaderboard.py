@@ -101,7 +101,7 @@ def test_target_budget_calibrates_and_scores_into_their_own_files(tmp_path, caps
         build_parser().parse_args(["--target-budget", "2"])
 
 
-def test_merge_scores_committed_records_against_the_budget_targets(tmp_path):
+def test_merge_scores_committed_records_against_the_budget_targets(tmp_path, capsys):
     """A real merge (no training): the committed digits-MLP records, rescored against a looser target file."""
     import shutil
 
@@ -124,3 +124,7 @@ def test_merge_scores_committed_records_against_the_budget_targets(tmp_path):
     assert "Targets: the calibration at 0.5x" in text and str(tmp_path / "targets_budget0.5.json") in text
     assert json.loads((tmp_path / "scores_budget0.5.json").read_text())["targets"] == str(tmp_path / "targets_budget0.5.json")
     assert (tmp_path / "profiles_budget0.5.png").exists() and (tmp_path / "leaderboard.md").exists()
+    # A complete workload without a target is left out and named, not scored as unsolved by everyone.
+    (tmp_path / "targets_budget0.5.json").write_text(json.dumps({"targets": {}}))
+    assert run(build_parser().parse_args(args + ["--target-budget", "0.5"])) is None
+    assert "digits_mlp_lb complete but without a target" in capsys.readouterr().out

@@ -87,3 +87,42 @@ def test_a_diverging_candidate_is_never_chosen():
     setup.train_data(x, y, 16, 0)
     assert setup.search["estimates"][1e6] == -math.inf and setup.search["chosen"] == 1e-4
     assert setup.cost["estimates"]["1e+06"] is None
+
+
+def test_ties_go_to_the_smallest_lr_whatever_the_order_of_the_candidates():
+    """TensorFlow: both candidates diverge (-inf each); the smaller is chosen though it is listed last."""
+    setup = methods.make_setup("fh_lr_search", initial_lr=1e-3, epochs=10, steps_per_epoch=8, optimizer="sgd",
+                               lrs=[1e7, 1e6], probe_epochs=1)
+    _compiled(setup)
+    x, y = _data()
+    setup.train_data(x, y, 16, 0)
+    assert setup.search["estimates"] == {1e7: -math.inf, 1e6: -math.inf}
+    assert setup.search["chosen"] == 1e6 and setup.cost["chosen_lr"] == 1e6
+
+
+@pytest.mark.jax
+def test_probes_leave_batchnorm_dropout_and_optimizer_state_as_they_found_it():
+    """BatchNorm statistics, the dropout seed state and every optimizer slot are back bit for bit."""
+    setup = methods.make_setup("fh_lr_search", initial_lr=1e-3, epochs=6, steps_per_epoch=10,
+                               lrs=[1e-3, 1e-2], probe_epochs=1)
+    keras.utils.set_random_seed(0)
+    model = setup.wrap_model(keras.Sequential([
+        keras.Input((6,)), keras.layers.Dense(16), keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        keras.layers.Dropout(0.3), keras.layers.Dense(3, activation="softmax")]))
+    model.compile(setup.optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.optimizer.build(model.trainable_variables)
+    lr_lib.prepare(model.optimizer)  # as train_data does, so both snapshots have the multiplier
+    start = snapshot_lib.snapshot(model)
+    x, y = _data()
+    setup.train_data(x, y, 16, 0)
+    after = snapshot_lib.snapshot(model)
+    names = [v.path for v in model.variables]
+    assert any("moving_mean" in n for n in names) and any("seed_generator" in n for n in names)
+    for name, a, b in zip(names, start.model_values, after.model_values):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    opt_names = [v.path for v in model.optimizer.variables]
+    assert len(opt_names) == len(start.optimizer_values) == len(after.optimizer_values)
+    for name, a, b in zip(opt_names, start.optimizer_values, after.optimizer_values):
+        if "lr_multiplier" not in name:  # the one that moves: it now starts the cosine at the chosen LR
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert lr_lib.get_learning_rate(model.optimizer) == pytest.approx(setup.search["chosen"], rel=1e-6)

@@ -11,7 +11,8 @@ training rows; `ProxyAccuracy` ensembles the probe epochs' linear
 classifiers into an estimate of the final accuracy on a held-out 20% of the
 training rows (never the validation set the leaderboard scores on). The
 model and optimizer are then restored bit for bit and trained for the whole
-budget from the candidate with the highest estimate. Every probe epoch,
+budget from the candidate with the highest estimate (on a tie, or when
+every probe diverged, the smallest candidate). Every probe epoch,
 recording pass and estimate is the method's cost (`Setup.cost`, counted in
 the leaderboard's time to target; it also keeps `chosen_lr` and each
 candidate's estimate, `None` where a probe diverged). Classification only: the proxy is an
@@ -68,8 +69,15 @@ def _probe(model, data, hold, lr, epochs, batch_size, seed, train_samples, folde
     recorder = FeatureHistory(f"{folder}/lr{lr:g}.h5", data, hold, train_samples=train_samples, seed=seed,
                               overwrite=True)
     proxy = ProxyAccuracy(recorder, k=epochs, every=epochs, seed=seed)
-    hist = model.fit(_ShuffledBatches(*data, batch_size, seed), epochs=epochs, verbose=0,
-                     callbacks=[keras.callbacks.TerminateOnNaN(), recorder, proxy])
+    try:
+        hist = model.fit(_ShuffledBatches(*data, batch_size, seed), epochs=epochs, verbose=0,
+                         callbacks=[keras.callbacks.TerminateOnNaN(), recorder, proxy])
+    except FloatingPointError:
+        # Divergence in the last probe epoch: Keras still ends that epoch, and the proxy's
+        # linear probe on the diverged embeddings fails. That candidate diverged too.
+        if recorder.store is not None:
+            recorder.store.close()  # on_train_end did not run
+        return -math.inf
     losses = hist.history.get("loss", [])
     if len(losses) < epochs or not all(math.isfinite(v) for v in losses) or not proxy.results:
         return -math.inf  # diverged (TerminateOnNaN stopped it): never the choice
@@ -112,7 +120,8 @@ def fh_lr_search(ctx):
                 snapshot_lib.restore(model, start)
                 search["estimates"][lr] = _probe(model, data, hold, lr, probe_epochs, batch_size, seed, samples,
                                                  folder)
-        chosen = max(lrs, key=lambda v: search["estimates"][v])  # ties: the first (smallest) LR
+        # Ties (all probes diverged, or equal estimates) go to the smallest LR, whatever the order of `lrs`.
+        chosen = max(lrs, key=lambda v: (search["estimates"][v], -v))
         search["chosen"] = chosen
         snapshot_lib.restore(model, start)
         lr_lib.set_learning_rate(model.optimizer, chosen)
