@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 from keras_autolr.harness import methods
-from keras_autolr.harness.methods.tuning_free import _options, _ShuffledBatches, _total_steps
+from keras_autolr.harness.methods.tuning_free import _options, _ShuffledBatches, _total_steps, _with_model
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.runtime import snapshot as snapshot_lib
 from keras_autolr.runtime.feature_history import FeatureHistory, ProxyAccuracy
@@ -97,14 +97,8 @@ def fh_lr_search(ctx):
     holdout = float(opts.get("holdout", 0.2))
     schedule = keras.optimizers.schedules.CosineDecay(lrs[0], _total_steps(ctx), alpha=float(opts.get("alpha", 0.0)))
     search = {"lrs": lrs, "probe_epochs": probe_epochs, "estimates": {}, "chosen": None}
-    box = {}
 
-    def wrap_model(model):
-        box["model"] = model
-        return model
-
-    def train_data(x, y, batch_size, seed):
-        model = box["model"]
+    def prepare(model, x, y, batch_size, seed):
         labels = np.asarray(y)
         if not np.issubdtype(labels.dtype, np.integer) or labels.ndim > 2 or labels.size != len(labels):
             raise ValueError("fh_lr_search needs integer class labels, one per example: its proxy is an "
@@ -132,6 +126,7 @@ def fh_lr_search(ctx):
                                                        for v, e in search["estimates"].items()})
         return _ShuffledBatches(x, y, batch_size, seed)
 
+    wrap_model, train_data = _with_model(prepare)
     setup = methods.Setup(methods.make_optimizer(ctx.optimizer, schedule), [LearningRateLogger()],
                           wrap_model=wrap_model, train_data=train_data)
     setup.search = search  # the candidates' estimates and the chosen LR, after the run

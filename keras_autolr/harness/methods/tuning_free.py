@@ -160,6 +160,25 @@ class _ShuffledBatches(keras.utils.PyDataset):
         self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))
 
 
+def _with_model(prepare):
+    """`wrap_model` / `train_data` hooks for a method that works on the model before `fit`.
+
+    `prepare(model, x, y, batch_size, seed)` gets the compiled model the run
+    will fit (the runner calls `wrap_model` before compiling and
+    `train_data` after) and returns what `fit` trains on.
+    """
+    box = {}
+
+    def wrap_model(model):
+        box["model"] = model
+        return model
+
+    def train_data(x, y, batch_size, seed):
+        return prepare(box["model"], x, y, batch_size, seed)
+
+    return wrap_model, train_data
+
+
 def _lr_finder(kind):
     def setup(ctx):
         opts = _options(ctx, ("min_lr", "max_lr", "steps", "pick", "alpha"))
@@ -173,12 +192,7 @@ def _lr_finder(kind):
             lr = ctx.initial_lr
         box = {}
 
-        def wrap_model(model):
-            box["model"] = model
-            return model
-
-        def train_data(x, y, batch_size, seed):
-            model = box["model"]
+        def prepare(model, x, y, batch_size, seed):
             model.optimizer.build(model.trainable_variables)
             perm = np.random.default_rng(seed).permutation(len(x))
             t0, c0 = time.perf_counter(), time.process_time()
@@ -194,6 +208,7 @@ def _lr_finder(kind):
                                      steps=len(result.raw_losses))
             return _ShuffledBatches(x, y, batch_size, seed)
 
+        wrap_model, train_data = _with_model(prepare)
         s = methods.Setup(methods.make_optimizer(ctx.optimizer, lr), [LearningRateLogger()],
                           wrap_model=wrap_model, train_data=train_data)
         s.finder = box  # the LRFinderResult lands in s.finder["result"]
