@@ -525,7 +525,8 @@ def estimate_seconds(cells, measured):
     """The expected seconds of running `cells`, from runs already measured.
 
     Each cell costs the median wall seconds of the measured runs of its
-    workload and entry. Otherwise it costs the workload's base (the median of
+    workload and entry, each scaled by its training's CPU / wall ratio where
+    the record has both (what the run takes on a free core). Otherwise it costs the workload's base (the median of
     its calibration runs, else of all its runs; a workload never measured
     gets the median base) times the entry's median ratio to the base on the
     workloads where it was measured (1 when it never was).
@@ -552,7 +553,7 @@ def estimate_seconds(cells, measured):
     walls = {}
     for r in measured:
         if r.get("wall_s"):
-            walls.setdefault((r["workload"], r["method"]), []).append(float(r["wall_s"]))
+            walls.setdefault((r["workload"], r["method"]), []).append(_free_core_seconds(r))
     if not walls:
         raise ValueError("estimate_seconds needs at least one measured run (calibrate first).")
     # A workload's base cost: its calibration runs (one method on every
@@ -579,6 +580,20 @@ def estimate_seconds(cells, measured):
     return total, sorted(missing)
 
 
+def _free_core_seconds(record):
+    """A run's wall seconds as on a free core: scaled by its training's CPU / wall ratio where measured.
+
+    A one-thread run that shared its core with other jobs took longer in wall
+    time than it will alone; its CPU time did not grow (a ratio above 1, more
+    than one busy thread, is left as measured).
+    """
+    wall = float(record["wall_s"])
+    cpu, train = record.get("train_cpu_seconds"), record.get("train_seconds")
+    if cpu and train and train > 0:
+        return wall * min(1.0, float(cpu) / float(train))
+    return wall
+
+
 def _run_cell(cell, out_dir, target):
     """Runs (or loads) one cell; returns its record. Importable by Ray workers.
 
@@ -596,7 +611,7 @@ def _run_cell(cell, out_dir, target):
             size="smoke" if cell.smoke else w.size, epochs=2 if cell.smoke else w.epochs,
             optimizer=e.optimizer, options=dict(e.options), extra_callbacks=[clock],
         )
-    except (ValueError, RuntimeError, KeyError) as err:
+    except (ValueError, RuntimeError, KeyError, ArithmeticError) as err:
         record = {"workload": w.name, "method": e.name, "seed": cell.seed, "target": target,
                   "reached_target": False, "steps_to_target": None, "seconds_to_target": None,
                   "best_metric": None, "final_metric": None, "diverged": False,

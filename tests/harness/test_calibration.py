@@ -85,6 +85,18 @@ def test_estimate_uses_measured_ratios_for_unmeasured_cells():
         leaderboard.estimate_seconds(cells, [])
 
 
+def test_estimate_deflates_a_run_that_shared_its_core():
+    """A record whose training took 2 wall s per CPU s costs half its wall time; one without CPU, all of it."""
+    cells = leaderboard.grid(["sine_cnn_lb"], ["adam"], seeds=[0, 1], bad_lrs=False)
+    shared = {"workload": "sine_cnn_lb", "method": "adam", "wall_s": 10.0, "train_seconds": 8.0,
+              "train_cpu_seconds": 4.0}
+    assert leaderboard.estimate_seconds(cells, [shared]) == (2 * 5.0, [])
+    busy = dict(shared, train_cpu_seconds=16.0)  # two busy threads: left as measured
+    assert leaderboard.estimate_seconds(cells, [busy]) == (2 * 10.0, [])
+    old = {"workload": "sine_cnn_lb", "method": "adam", "wall_s": 10.0}
+    assert leaderboard.estimate_seconds(cells, [old]) == (2 * 10.0, [])
+
+
 def test_budget_fraction_scales_the_epochs_and_keeps_the_cells_keys():
     """AlgoPerf's ratio: target-setting runs at half the budget, in their own folder, same cell keys."""
     full = calibration.cells(["digits_mlp_lb", "sine_cnn_lb"])

@@ -144,3 +144,18 @@ def test_methods_with_equal_scores_are_ordered_by_mean_rank_of_best_metric():
     table = leaderboard.markdown_report(summary).splitlines()
     assert table[0].endswith("mean rank by best metric |")
     assert table[2].startswith("| 1 | beta |") and table[3].startswith("| 2 | alpha |")
+
+
+@pytest.mark.parametrize("error", [ValueError("bad workload"), FloatingPointError("diverged probe")])
+def test_a_method_that_raises_gets_an_error_record_and_the_grid_goes_on(tmp_path, error, monkeypatch):
+    """One failing cell neither stops the grid nor goes unreported (FloatingPointError included)."""
+    from keras_autolr.harness import methods
+
+    def failing(ctx):
+        raise error
+
+    monkeypatch.setitem(methods._REGISTRY, "always_fails", failing)  # registered for this test only
+    entry = leaderboard.Entry("always_fails", "always_fails", 1e-3, takes_lr=False)
+    cell = leaderboard.Cell(leaderboard.WORKLOADS["digits_mlp_lb"], entry, 0, smoke=True)
+    [record] = leaderboard.run_cells([cell], tmp_path, {"digits_mlp_lb": 0.5}, progress=False)
+    assert record["error"] == f"{type(error).__name__}: {error}" and not record["reached_target"]
