@@ -44,6 +44,7 @@ import keras
 import numpy as np
 
 from keras_autolr.runtime import lr as lr_lib
+from keras_autolr.runtime import snapshot as snapshot_lib
 
 __all__ = ["LRFinderError", "LRFinderResult", "find_lr", "steepest", "valley", "min_over_10", "LRFinder"]
 
@@ -255,7 +256,7 @@ class _Snapshot:
         self.raw_lr = opt._learning_rate
         self.n_opt_vars = len(opt.variables)
         self.variables = list(model.variables) + list(opt.variables) + list(model.metrics_variables)
-        self.values = [np.array(keras.ops.convert_to_numpy(v)) for v in self.variables]
+        self.values = snapshot_lib.variable_values(self.variables)
 
     def restore(self, model):
         opt = self.opt
@@ -263,8 +264,7 @@ class _Snapshot:
         for extra in list(opt.variables)[self.n_opt_vars:]:
             opt._untrack_variable(extra)
         opt._learning_rate = self.raw_lr
-        for v, value in zip(self.variables, self.values):
-            v.assign(value)
+        snapshot_lib.assign_values(self.variables, self.values, "model, optimizer and metric variables")
         # The compiled step may hold the sweep's LR object: recompile on next use.
         model.train_function = None
 

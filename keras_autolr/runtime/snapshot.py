@@ -8,8 +8,9 @@ optimizer variable (slots, iteration count, learning rate or the
 variables do not line up. `variable_values` / `assign_values` do the same for
 any list of variables (e.g. a meta-training run's whole state).
 
-This is the host-side checkpoint of the offline pipelines (ARC's data
-generator, MLR-SNet's resume file). MCV's trial updates do not use it: they
+This is the one host-side checkpoint: of the offline pipelines (ARC's data
+generator, MLR-SNet's resume file), the LR finder's restore and the
+leaderboard's `fh_lr_search` probes. MCV's trial updates do not use it: they
 snapshot in-graph, inside the compiled train step (`runtime/mcv/_tf_step.py`).
 
 Example:
