@@ -762,8 +762,9 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         CPU seconds), `scores_wall`, `scores_steps` (the same on steps),
         `profile` (`{"taus": [...], method: [...]}`, of the headline),
         `mean_rank` (`{method: rank}`: the rank by mean best metric averaged
-        over workloads, `profiles.mean_ranks`; None when no record says its
-        metric's `mode`),
+        over workloads, `profiles.mean_ranks`, a method without a best metric
+        from most of its seeds on a workload ranking last there; None when no
+        record says its metric's `mode`),
         `workloads` (`{workload: {method: {...}}}` with the median CPU, wall
         seconds and steps to target, the fraction of seeds that reached it,
         the mean best metric and the divergences) and `methods`.
@@ -807,6 +808,7 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
                 "steps_to_target": _finite_or_none(steps[m].get(w)),
                 "reached": sum(bool(r["reached_target"]) for r in runs) / len(runs),
                 "best_metric": float(np.mean(bests)) if bests else None,
+                "metric_seeds": len(bests),
                 "diverged": sum(bool(r["diverged"]) for r in runs),
                 "errors": sorted({r["error"] for r in runs if r.get("error")}),
                 "seeds": len(runs),
@@ -816,7 +818,10 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
     # The second measure, for the methods the score cannot separate: workloads whose
     # records say their metric's direction.
     modes = {r["workload"]: r["mode"] for r in records if r.get("mode") in ("max", "min")}
-    best = {m: {w: table[w][m]["best_metric"] for w in table if m in table[w]} for m in seconds}
+    # A method ranks on its mean best metric where most of its seeds produced one (as a time
+    # counts only when most seeds reached the target); elsewhere it shares the last place.
+    best = {m: {w: table[w][m]["best_metric"] if 2 * table[w][m]["metric_seeds"] > table[w][m]["seeds"] else None
+                for w in table if m in table[w]} for m in seconds}
     return {
         "scores": cpu_scores if has_cpu else wall_scores,
         "score_basis": "cpu_seconds" if has_cpu else "seconds",

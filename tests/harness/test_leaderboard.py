@@ -159,3 +159,18 @@ def test_a_method_that_raises_gets_an_error_record_and_the_grid_goes_on(tmp_path
     cell = leaderboard.Cell(leaderboard.WORKLOADS["digits_mlp_lb"], entry, 0, smoke=True)
     [record] = leaderboard.run_cells([cell], tmp_path, {"digits_mlp_lb": 0.5}, progress=False)
     assert record["error"] == f"{type(error).__name__}: {error}" and not record["reached_target"]
+
+
+def test_a_method_ranks_on_its_best_metric_only_where_most_seeds_produced_one():
+    """Two of three seeds failing (no best metric) puts a method last there, whatever its one good seed."""
+    def rec(m, seed, best):
+        return {"workload": "w", "method": m, "seed": seed, "seconds_to_target": None, "steps_to_target": None,
+                "reached_target": False, "best_metric": best, "final_metric": best, "diverged": False,
+                "mode": "max"}
+
+    recs = [rec("steady", s, 0.8) for s in range(3)] + [rec("lucky", 0, 0.99), rec("lucky", 1, None),
+                                                        rec("lucky", 2, None)]
+    summary = leaderboard.aggregate(recs)
+    assert summary["workloads"]["w"]["lucky"]["best_metric"] == 0.99  # the table still shows it
+    assert summary["workloads"]["w"]["lucky"]["metric_seeds"] == 1
+    assert summary["mean_rank"] == {"lucky": 2.0, "steady": 1.0}
