@@ -12,7 +12,7 @@ and `items lost` (always 0) in its assertion messages.
 | `runtime.io` atomic JSON / text / npz (run records, leaderboard cells, CLI tables, dataset caches) | `test_io_writes_survive_sigkill` (3 kinds x 4 kills: 12 survived, 0 lost) | `test_io_disk_full_keeps_old_file` (real tmpfs, 3 kinds) | `test_exclusive_lock_refuses_second_process_and_frees_on_kill` | n/a: write-only helpers; their readers are below |
 | feature history (`runtime/feature_history/store.py`, `recorder.py`) | `tests/runtime/feature_history/test_store.py::test_killed_writer_leaves_readable_history` (2 kills), `test_recorder.py::test_killed_mid_epoch_write_keeps_completed_epochs` (1) | `test_store.py::test_failed_write_leaves_earlier_epochs_intact` (injected ENOSPC), `test_feature_history_disk_full` (real tmpfs) | `test_store.py::test_second_writer_in_another_process_is_refused`, `test_recorder.py::test_second_process_is_refused_at_train_begin` | `test_store.py::test_unreadable_index_is_rebuilt_from_epoch_files`, `test_not_a_history_is_refused` |
 | run records (`harness/runner.py` `run_cached`; the leaderboard's `_run_cell` calls it) | the record is one `runtime.io` write (row 1); a killed run leaves no record and its lock is freed (`test_exclusive_lock_...`), so the rerun runs it | `test_run_cached_disk_full` | `test_run_cached_second_process_gets_clear_error` | `test_run_cached_corrupt_record_says_delete_it` (4 kinds) |
-| ARC chains (`pipelines/arc/generate.py` `generate`, `merge`) | `test_arc_generate_survives_sigkill` (20 kills survived, 0 chains lost, resume completes all 120) | `test_arc_generate_disk_full` | `test_arc_generate_second_process_gets_clear_error` (generate and merge), `test_arc_generate_file_open_elsewhere_is_not_called_corrupt` | `test_arc_generate_corrupt_file_says_what_to_do` (garbage, truncated) |
+| ARC chains (`pipelines/arc/generate.py` `generate`, `merge`) | `test_arc_generate_survives_sigkill` (20 kills survived, 0 chains lost, resume completes all 120) | `test_arc_generate_disk_full` | `test_arc_generate_second_process_gets_clear_error` (generate and merge), `test_arc_generate_extends_a_file_another_program_is_reading` | `test_arc_generate_corrupt_file_says_what_to_do` (garbage, truncated) |
 | MLR-SNet meta-training (`pipelines/mlrsnet/meta_train.py`: net `.keras`, `resume.npz`, `history.json`) | `test_meta_train_survives_sigkill` (3 kills survived, 0 epochs lost, resume completes 40), `test_meta_train_kill_between_snapshot_and_history` | `test_meta_train_corrupt_snapshot_and_lock_and_disk_full` | same test | same test (truncated, garbage) |
 
 Not covered here: `pipelines/arc/select.py`, `pipelines/arc/train.py`,
@@ -269,7 +269,7 @@ def test_run_cached_disk_full(small_disk, fake_runs):
 
 
 # -- ARC chains (pipelines/arc/generate.py) ------------------------------------------------------------
-_CHAIN_LEN = 150000
+_CHAIN_LEN = 20000  # 160 kB a chain: the writes and folds take long enough for kills to land in them
 
 
 def _fake_chain(task, chain_id, base_seed):
@@ -280,17 +280,26 @@ def _fake_chain(task, chain_id, base_seed):
 
 
 def _check_chains(path):
-    """Ids of the complete chains of `path`, each checked in full."""
-    done = []
-    with h5py.File(path, "r") as f:
-        for name in f:
-            g = f[name]
-            if g.attrs.get("complete", False):
+    """Ids of the complete chains of `path` (folded or pending), each checked in full.
+
+    Every file is opened with plain h5py: any torn one raises.
+    """
+    from keras_autolr.pipelines.arc.chains_file import pending_dir
+
+    files = [path] if os.path.exists(path) else []
+    if os.path.isdir(pending_dir(path)):
+        files += [os.path.join(pending_dir(path), n) for n in os.listdir(pending_dir(path)) if n.endswith(".h5")]
+    done = set()
+    for p in files:
+        with h5py.File(p, "r") as f:
+            for name in f:
+                g = f[name]
+                assert g.attrs.get("complete", False), name  # the writer never leaves a half group
                 c = int(name.split("_")[1])
                 assert (g["train_loss"][()] == c).all() and g["train_loss"].shape == (_CHAIN_LEN,)
                 assert g["chosen"].shape == (9,)
-                done.append(c)
-    return done
+                done.add(c)
+    return sorted(done)
 
 
 def _fork_and_kill(write, wait, check, kills, seed=15):
@@ -335,9 +344,10 @@ def _run_driver(code, *args):
 
 _ARC_KILLER = """
 import json, os, sys, time
-from keras_autolr.pipelines.arc import generate as g
+from keras_autolr.pipelines.arc import chains_file, generate as g
 g.run_chain = t._fake_chain
 out, chains = sys.argv[1], 120
+chains_file.FOLD_SECONDS = 0  # a fold after every chain: the kills land in folds as well as in chain writes
 
 def wait(rng, pipe):  # 2-4 chains, then a kill at a random point of the next one (its length: the last one's)
     times = [time.perf_counter() for _ in range(int(rng.integers(2, 5))) if os.read(pipe, 1)]
@@ -345,9 +355,10 @@ def wait(rng, pipe):  # 2-4 chains, then a kill at a random point of the next on
 
 kills, lost, left = t._fork_and_kill(lambda tick: g.generate(out, chains, tasks=["digits_mlp"], log=lambda s: tick()),
                                      wait, lambda: len(t._check_chains(out)), int(sys.argv[2]))
+chains_file.FOLD_SECONDS = 300
 n = g.generate(out, chains, tasks=["digits_mlp"], log=lambda s: None)  # the resume completes the rest
 print(json.dumps({"kills": kills, "lost": lost, "after_kills": left, "chains": sorted(t._check_chains(out)),
-                  "samples": n, "leftovers": [p for p in os.listdir(os.path.dirname(out)) if ".tmp" in p]}))
+                  "samples": n, "leftovers": [p for p in os.listdir(os.path.dirname(out)) if ".tmp" in p or ".pending" in p]}))
 """
 
 
@@ -376,19 +387,23 @@ def test_arc_generate_second_process_gets_clear_error(tmp_path, fake_generate):
     assert fake_generate.generate(out, 2, tasks=["digits_mlp"], log=lambda s: None) == 18
 
 
-def test_arc_generate_file_open_elsewhere_is_not_called_corrupt(tmp_path, fake_generate):
+def test_arc_generate_extends_a_file_another_program_is_reading(tmp_path, fake_generate):
+    # The file is replaced, never edited: a reader that has it open keeps an intact old version.
     out = tmp_path / "arc.h5"
     fake_generate.generate(out, 1, tasks=["digits_mlp"], log=lambda s: None)
-    code = f"import h5py, sys\nf = h5py.File({str(out)!r}, 'r')\nprint('open', flush=True)\nsys.stdin.read()"
+    code = (f"import h5py, sys\nf = h5py.File({str(out)!r}, 'r')\nprint('open', flush=True)\nsys.stdin.readline()\n"
+            "print(sorted(f), float(f['chain_000000/train_loss'][-1]), flush=True)")
     reader = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert reader.stdout.readline().strip() == "open"
-        with pytest.raises(io_lib.OutputLockedError, match="Another program has .* open"):
-            fake_generate.generate(out, 2, tasks=["digits_mlp"], log=lambda s: None)
+        assert fake_generate.generate(out, 2, tasks=["digits_mlp"], log=lambda s: None) == 18
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "['chain_000000'] 0.0"
     finally:
         reader.kill()
         reader.wait()
-    assert _check_chains(out) == [0]
+    assert _check_chains(out) == [0, 1]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

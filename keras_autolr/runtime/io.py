@@ -36,7 +36,7 @@ import tempfile
 import filelock
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
+__all__ = ["atomic_path", "remove_temporaries", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
            "exclusive_lock", "acquire_lock", "OutputLockedError"]
 
 # Read once: a new file gets the mode a plain open() would give it (mkstemp's is 0600).
@@ -116,6 +116,34 @@ def atomic_path(path, suffix=".tmp"):
                           "write to another folder", path) from e
         raise
     _fsync_dir(folder)
+
+
+def remove_temporaries(folder, prefix=""):
+    """Removes the `prefix*.tmp` files in `folder`: what `atomic_path` leaves when its process is killed.
+
+    Call it only while holding the output's lock: another writer's live
+    temporary file has the same shape.
+
+    Args:
+        folder: the folder to clean (a missing one is fine).
+        prefix: only names starting with it (for example `".run.h5."`).
+
+    Example:
+
+    ```python
+    import os
+    from keras_autolr.runtime.io import remove_temporaries
+
+    open(".out.h5.abc.tmp", "w").close()
+    remove_temporaries(".", ".out.h5.")
+    print(os.path.exists(".out.h5.abc.tmp"))  # False
+    ```
+    """
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            _remove_quietly(os.path.join(folder, name))
 
 
 def _write(path, data, mode):

@@ -24,7 +24,9 @@ dataset is built, so both can change without regenerating.
 
 Resuming: chains are numbered; shard `i/k` runs the chains with
 `id % k == i`; finished chains are marked `complete` and skipped on restart,
-unfinished ones are discarded. Shard files merge with `merge`.
+unfinished ones are discarded. A kill at any instant loses at most the chain
+being run: the file is written by `chains_file.ChainsWriter`, which never
+edits it in place. Shard files merge with `merge`.
 
 Example (command line):
 
@@ -39,15 +41,14 @@ import math
 import os
 import time
 
-import h5py
 import keras
 import numpy as np
 
-from keras_autolr.runtime import io as io_lib
 from keras_autolr.runtime import lr as lr_lib
 from keras_autolr.harness import zoo
 from keras_autolr.runtime.arc.controller import FACTORS
 from keras_autolr.harness.methods import make_optimizer
+from keras_autolr.pipelines.arc.chains_file import ChainsWriter, iter_chains
 from keras_autolr.runtime.snapshot import Snapshot, restore, snapshot  # noqa: F401  (re-exported)
 
 __all__ = ["Snapshot", "snapshot", "restore", "TaskRunner", "run_chain", "generate", "merge", "parse_shard"]
@@ -223,47 +224,6 @@ def parse_shard(text):
     return i, k
 
 
-def _write_chain(f, chain_id, rec, base_seed):
-    name = f"chain_{chain_id:06d}"
-    if name in f:
-        del f[name]
-    g = f.create_group(name)
-    for key in ("train_loss", "val_loss", "lr", "branch_val", "chosen"):
-        g.create_dataset(key, data=rec[key])
-    for key in ("task", "optimizer", "n", "steps_per_epoch"):
-        g.attrs[key] = rec[key]
-    g.attrs["chain_id"] = chain_id
-    g.attrs["base_seed"] = base_seed
-    g.attrs.update(rec.get("attrs", {}))  # an engine's extra draws (generate_vmap)
-    g.attrs["complete"] = True  # written last: a crash leaves an incomplete group
-    f.flush()
-
-
-def _open_chains(path):
-    """`h5py.File(path, "a")`; an existing file HDF5 cannot open gets an error that says what to do."""
-    try:
-        return h5py.File(path, "a")
-    except OSError as err:
-        if not os.path.exists(path) or isinstance(err, PermissionError):
-            raise
-        if "unable to lock file" in str(err):  # HDF5's own lock: another program (not a generate) has it open
-            raise io_lib.OutputLockedError(f"Another program has {os.fspath(path)!r} open ({err}); close it "
-                                           "there and run again.") from err
-        raise ValueError(f"{os.fspath(path)!r} is not a readable HDF5 chains file ({err}). Move it away or delete "
-                         "it to generate its chains again.") from err
-
-
-@contextlib.contextmanager
-def _writable_chains(out):
-    """`out` locked and open for appending, with the unfinished chains a crash left deleted."""
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as f:
-        for name in list(f):
-            if not f[name].attrs.get("complete", False):
-                del f[name]
-        yield f
-
-
 def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_limit=None, large=False):
     """Generates chains `0..chains-1` of this shard into `out`, skipping finished ones.
 
@@ -302,9 +262,9 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     i, k = parse_shard(shard)
     tasks = list(tasks or zoo.names())
     start = time.time()
-    with _writable_chains(out) as f:
+    with ChainsWriter(out) as w:
         for c in range(chains):
-            if c % k != i or f"chain_{c:06d}" in f:
+            if c % k != i or c in w:
                 continue
             if time_limit and time.time() - start > time_limit:
                 log(f"time limit reached after {time.time() - start:.0f}s")
@@ -312,12 +272,12 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
             t0 = time.time()
             task = zoo.get_task(tasks[c % len(tasks)], large=large)
             rec = run_chain(task, c, base_seed)
-            _write_chain(f, c, rec, base_seed)
+            w.write(c, rec, base_seed)
             log(
                 f"chain {c} {task.name} {rec['optimizer']} n={rec['n']} "
                 f"samples={len(rec['chosen'])} {time.time() - t0:.1f}s"
             )
-        return sum(len(f[g]["chosen"]) for g in f)
+        return w.samples()
 
 
 def merge(paths, out):
@@ -346,12 +306,10 @@ def merge(paths, out):
     print(merge(["shard0.h5", "shard1.h5"], "arc.h5"))  # 2
     ```
     """
-    with io_lib.exclusive_lock(f"{out}.lock", out), _open_chains(out) as dst:
+    with ChainsWriter(out) as w, contextlib.ExitStack() as sources:
+        extra = []
         for p in paths:
-            if os.path.abspath(p) == os.path.abspath(out):
-                continue
-            with h5py.File(p, "r") as src:
-                for name in src:
-                    if src[name].attrs.get("complete", False) and name not in dst:
-                        src.copy(src[name], dst, name)
-        return len(dst)
+            if os.path.abspath(p) != os.path.abspath(out):
+                extra += sources.enter_context(iter_chains(p))
+        w.fold(extra)
+        return len(w)

@@ -44,7 +44,8 @@ import numpy as np
 
 from keras_autolr.harness import tasks as tasks_lib
 from keras_autolr.harness import zoo_v2
-from keras_autolr.pipelines.arc.generate import _writable_chains, _write_chain, parse_shard
+from keras_autolr.pipelines.arc.chains_file import ChainsWriter
+from keras_autolr.pipelines.arc.generate import parse_shard
 from keras_autolr.runtime.arc.controller import FACTORS
 
 __all__ = ["FAMILIES", "draw_group", "draw_chain", "branch_lrs", "run_group", "generate"]
@@ -401,9 +402,9 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}.")
     start = time.time()
-    with _writable_chains(out) as f:
+    with ChainsWriter(out) as w:
         for g in range(math.ceil(chains / group_size)):
-            ids = [c for c in range(g * group_size, min(chains, (g + 1) * group_size)) if f"chain_{c:06d}" not in f]
+            ids = [c for c in range(g * group_size, min(chains, (g + 1) * group_size)) if c not in w]
             if g % k != i or not ids:
                 continue
             if time_limit and time.time() - start > time_limit:
@@ -415,8 +416,8 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
             recs = run_group(spec, members, base_seed, cycles)
             for c, rec in zip(ids, recs):
                 rec["attrs"].update(group=g, group_size=group_size)
-                _write_chain(f, c, rec, base_seed)
+                w.write(c, rec, base_seed)
             log(f"group {g} {spec['task'].name} {spec['family']} n={spec['n']} chains={len(ids)} "
                 f"samples={sum(len(r['chosen']) for r in recs)} {time.time() - t0:.1f}s")
-        return sum(len(f[name]["chosen"]) for name in f)
+        return w.samples()
 

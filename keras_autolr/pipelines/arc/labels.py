@@ -25,9 +25,9 @@ print(corrected_label([0.113, 0.112, 0.111], chosen=2, repeat=0.115))  # 1 (orde
 
 import math
 
-import h5py
 import numpy as np
 
+from keras_autolr.pipelines.arc.chains_file import iter_chains
 from keras_autolr.runtime.arc.controller import KEEP
 from keras_autolr.runtime.arc.preprocessing import CYCLES, build_window
 
@@ -175,11 +175,8 @@ def build_dataset(path):
     """
     xs, ys = [], []
     meta = {"chain": [], "task": [], "optimizer": [], "n": [], "raw_label": []}
-    with h5py.File(path, "r") as f:
-        for name in sorted(f):
-            g = f[name]
-            if not g.attrs.get("complete", False):
-                continue
+    with iter_chains(path) as chains:
+        for _, g in chains:
             args = [g[key][()] for key in ("train_loss", "val_loss", "lr", "branch_val", "chosen")]
             for _, window, raw, fixed in chain_samples(*args):
                 xs.append(window)

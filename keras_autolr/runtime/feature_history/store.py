@@ -106,18 +106,6 @@ def _epoch_name(epoch):
     return f"epoch_{int(epoch):05d}.h5"
 
 
-def _remove_temporaries(folder, prefix):
-    """Removes `prefix*.tmp` files (`runtime.io.atomic_path`'s leftovers) in `folder`."""
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        if name.startswith(prefix) and name.endswith(".tmp"):
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
-
-
 def _check_epoch_file(file_path, epoch):
     """(fingerprint, metadata, dtype) of a complete epoch file; raises on any damage."""
     with h5py.File(file_path, "r") as f:
@@ -311,10 +299,10 @@ class HistoryStore:
         return os.path.join(self.dir, _epoch_name(epoch))
 
     def _clean_temporaries(self):
-        _remove_temporaries(self.dir, "")
+        io_lib.remove_temporaries(self.dir, "")
         # The index's own, next to it (atomic_path names it ".<name>.<random>.tmp").
-        _remove_temporaries(os.path.dirname(os.path.abspath(self.path)),
-                            f".{os.path.basename(self.path)}.")
+        io_lib.remove_temporaries(os.path.dirname(os.path.abspath(self.path)),
+                                  f".{os.path.basename(self.path)}.")
 
     def _epoch_files(self):
         """{epoch: file} of the epoch folder's files, whatever the index says."""
