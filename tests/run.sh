@@ -12,10 +12,10 @@ if [ "$workers" -gt 1 ] && python -c "import xdist" 2>/dev/null; then par=(-n "$
 echo "== lint-imports (the layering contracts in pyproject.toml)"
 lint-imports || status=$?
 echo "== pytest, TensorFlow backend (all tests, slow ones included)"
-KERAS_BACKEND=tensorflow python -m pytest -q -p no:cacheprovider ${par[@]+"${par[@]}"} "$@" || status=$?
+KERAS_BACKEND=tensorflow python -m pytest -q -p no:cacheprovider --durations=15 ${par[@]+"${par[@]}"} "$@" || status=$?
 if python -c "import jax" 2>/dev/null; then
   echo "== pytest, JAX backend (tests marked jax)"
-  KERAS_BACKEND=jax python -m pytest -q -p no:cacheprovider -m jax ${par[@]+"${par[@]}"} "$@"
+  KERAS_BACKEND=jax python -m pytest -q -p no:cacheprovider --durations=10 -m jax ${par[@]+"${par[@]}"} "$@"
   rc=$?
   # 5 = no test collected, acceptable for the subset only
   if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then status=$rc; fi

@@ -18,7 +18,10 @@ runs at half of each workload's budget (into `<out>/calibration_budget0.5/`,
 targets `<out>/targets_budget0.5.json`), and the grid's records (always at
 the full budget) are scored against those targets into
 `leaderboard_budget0.5.md`, `scores_budget0.5.json` and their plots.
-Before running, the expected time of the grid is printed, estimated from the
+A run or merge narrowed by `--workloads`, `--methods`, `--seeds` or
+`--no-bad-lrs` ranks only its own grid, so its reports are suffixed
+`_subset` (`leaderboard_subset.md`, ...): they never replace the whole
+grid's. Before running, the expected time of the grid is printed, estimated from the
 runs already measured in `--out`. `--threads N` caps the threads of each run
 (`--threads 1` with `--shard i/2` in two processes uses one core each).
 
@@ -177,8 +180,10 @@ def run(args):
     seeds = args.seeds or (1 if args.smoke else 3)
     cells = leaderboard.grid(workloads, args.methods, seeds=range(seeds),
                              bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
-    sfx = _suffix(args.target_budget)
-    targets_path = args.targets or out / f"targets{sfx}.json"
+    targets_path = args.targets or out / f"targets{_suffix(args.target_budget)}.json"
+    # A narrowed grid ranks its own cells only: its reports must not replace the whole grid's.
+    narrowed = bool(args.workloads or args.methods or args.seeds or args.no_bad_lrs)
+    sfx = _suffix(args.target_budget) + ("_subset" if narrowed else "")
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(todo)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
@@ -231,7 +236,7 @@ def run(args):
     print(text)
     _plot_profiles(summary, out / f"profiles{sfx}.png", reports)
     _plot_time_to_target(summary, out / f"time_to_target{sfx}.png", reports)
-    if not sfx:  # the LR curves do not depend on the targets
+    if not sfx:  # the LR curves do not depend on the targets (and a subset's would replace the grid's)
         _plot_lr_curves(records, out / "lr_curves.png", reports)
     return summary
 

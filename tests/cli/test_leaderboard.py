@@ -73,9 +73,11 @@ def test_merge_of_a_filling_grid_ranks_on_complete_workloads_only(tmp_path, caps
     summary = run(build_parser().parse_args(args))
     assert list(summary["workloads"]) == ["digits_mlp_lb"]  # sine_cnn_lb lacks prodigy's run
     assert sorted(summary["scores"]) == ["adam", "prodigy"]
-    scores = json.loads((tmp_path / "scores.json").read_text())
+    # A narrowed grid: its reports are suffixed, never the whole grid's leaderboard.md.
+    assert not (tmp_path / "leaderboard.md").exists() and not (tmp_path / "scores.json").exists()
+    scores = json.loads((tmp_path / "scores_subset.json").read_text())
     assert scores["complete_workloads"] == ["digits_mlp_lb"] and scores["pending_workloads"] == ["sine_cnn_lb"]
-    report = (tmp_path / "leaderboard.md").read_text()
+    report = (tmp_path / "leaderboard_subset.md").read_text()
     assert report.startswith("**Partial leaderboard: 1 of 2 workloads complete**") and "sine_cnn_lb still running" in report
     assert "Partial leaderboard" in capsys.readouterr().out
 
@@ -94,9 +96,9 @@ def test_target_budget_calibrates_and_scores_into_their_own_files(tmp_path, caps
     summary = run(build_parser().parse_args(common + ["--methods", "adam", "--no-bad-lrs"]))
     assert set(summary["scores"]) == {"adam"}
     # The smoke size scores against its fixed targets, and says so.
-    assert json.loads((tmp_path / "scores_budget0.5.json").read_text())["targets"] == "smoke"
-    assert (tmp_path / "leaderboard_budget0.5.md").read_text().startswith("| rank |")
-    assert not (tmp_path / "leaderboard.md").exists() and not (tmp_path / "lr_curves.png").exists()
+    assert json.loads((tmp_path / "scores_budget0.5_subset.json").read_text())["targets"] == "smoke"
+    assert (tmp_path / "leaderboard_budget0.5_subset.md").read_text().startswith("| rank |")
+    assert not (tmp_path / "leaderboard_subset.md").exists() and not (tmp_path / "lr_curves.png").exists()
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--target-budget", "2"])
 
@@ -120,10 +122,11 @@ def test_merge_scores_committed_records_against_the_budget_targets(tmp_path, cap
     loose = run(build_parser().parse_args(args + ["--target-budget", "0.5"]))
     reached = lambda s: sum(c["reached"] > 0.5 for c in s["workloads"]["digits_mlp_lb"].values())  # noqa: E731
     assert reached(loose) > reached(strict)  # 0.95 is easier than the frozen 0.984
-    text = (tmp_path / "leaderboard_budget0.5.md").read_text()
+    text = (tmp_path / "leaderboard_budget0.5_subset.md").read_text()
     assert "Targets: the calibration at 0.5x" in text and str(tmp_path / "targets_budget0.5.json") in text
-    assert json.loads((tmp_path / "scores_budget0.5.json").read_text())["targets"] == str(tmp_path / "targets_budget0.5.json")
-    assert (tmp_path / "profiles_budget0.5.png").exists() and (tmp_path / "leaderboard.md").exists()
+    assert json.loads((tmp_path / "scores_budget0.5_subset.json").read_text())["targets"] == str(
+        tmp_path / "targets_budget0.5.json")
+    assert (tmp_path / "profiles_budget0.5_subset.png").exists() and (tmp_path / "leaderboard_subset.md").exists()
     # A complete workload without a target is left out and named, not scored as unsolved by everyone.
     (tmp_path / "targets_budget0.5.json").write_text(json.dumps({"targets": {}}))
     assert run(build_parser().parse_args(args + ["--target-budget", "0.5"])) is None
