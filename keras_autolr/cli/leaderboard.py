@@ -18,8 +18,8 @@ runs at half of each workload's budget (into `<out>/calibration_budget0.5/`,
 targets `<out>/targets_budget0.5.json`), and the grid's records (always at
 the full budget) are scored against those targets into
 `leaderboard_budget0.5.md`, `scores_budget0.5.json` and their plots.
-A run or merge narrowed by `--workloads`, `--methods`, `--seeds` or
-`--no-bad-lrs` ranks only its own grid, so its reports are suffixed
+A run or merge narrowed by `--workloads`, `--methods`, `--no-bad-lrs` or
+a `--seeds` other than the default ranks only its own grid, so its reports are suffixed
 `_subset` (`leaderboard_subset.md`, ...): they never replace the whole
 grid's. Before running, the expected time of the grid is printed, estimated from the
 runs already measured in `--out`. `--threads N` caps the threads of each run
@@ -182,7 +182,8 @@ def run(args):
                              bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
     targets_path = args.targets or out / f"targets{_suffix(args.target_budget)}.json"
     # A narrowed grid ranks its own cells only: its reports must not replace the whole grid's.
-    narrowed = bool(args.workloads or args.methods or args.seeds or args.no_bad_lrs)
+    narrowed = bool(args.workloads or args.methods or (args.no_bad_lrs and not args.smoke)
+                    or (args.seeds is not None and args.seeds != (1 if args.smoke else 3)))
     sfx = _suffix(args.target_budget) + ("_subset" if narrowed else "")
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
