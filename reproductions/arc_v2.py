@@ -177,8 +177,10 @@ class Paths:
 
 
 def _chain_attrs(path):
-    with h5py.File(path, "r") as f:
-        return {name: dict(f[name].attrs) for name in f if f[name].attrs.get("complete", False)}
+    from keras_autolr.pipelines.arc.chains_file import iter_chains
+
+    with iter_chains(path) as chains:  # pending chains too: a generation still running has some
+        return {name: dict(g.attrs) for name, g in chains}
 
 
 def stage_merge(p, expected_chains, log):
@@ -440,7 +442,7 @@ def estimate(p, candidates, epochs, chains, workloads, seeds):
     for s in p.shards():
         try:
             have += len(_chain_attrs(s))
-        except OSError:  # a generator has it open
+        except (OSError, ValueError):  # another program writes it, or it is damaged: counted as none
             pass
     if p.merged.exists():
         have = max(have, len(_chain_attrs(p.merged)))

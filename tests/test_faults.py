@@ -12,7 +12,7 @@ and `items lost` (always 0) in its assertion messages.
 | `runtime.io` atomic JSON / text / npz (run records, leaderboard cells, CLI tables, dataset caches) | `test_io_writes_survive_sigkill` (3 kinds x 4 kills: 12 survived, 0 lost) | `test_io_disk_full_keeps_old_file` (real tmpfs, 3 kinds) | `test_exclusive_lock_refuses_second_process_and_frees_on_kill` | n/a: write-only helpers; their readers are below |
 | feature history (`runtime/feature_history/store.py`, `recorder.py`) | `tests/runtime/feature_history/test_store.py::test_killed_writer_leaves_readable_history` (2 kills), `test_recorder.py::test_killed_mid_epoch_write_keeps_completed_epochs` (1) | `test_store.py::test_failed_write_leaves_earlier_epochs_intact` (injected ENOSPC), `test_feature_history_disk_full` (real tmpfs) | `test_store.py::test_second_writer_in_another_process_is_refused`, `test_recorder.py::test_second_process_is_refused_at_train_begin` | `test_store.py::test_unreadable_index_is_rebuilt_from_epoch_files`, `test_not_a_history_is_refused` |
 | run records (`harness/runner.py` `run_cached`; the leaderboard's `_run_cell` calls it) | the record is one `runtime.io` write (row 1); a killed run leaves no record and its lock is freed (`test_exclusive_lock_...`), so the rerun runs it | `test_run_cached_disk_full` | `test_run_cached_second_process_gets_clear_error` | `test_run_cached_corrupt_record_says_delete_it` (4 kinds) |
-| ARC chains (`pipelines/arc/generate.py` `generate`, `merge`) | `test_arc_generate_survives_sigkill` (20 kills survived, 0 chains lost, resume completes all 120) | `test_arc_generate_disk_full` | `test_arc_generate_second_process_gets_clear_error` (generate and merge), `test_arc_generate_extends_a_file_another_program_is_reading` | `test_arc_generate_corrupt_file_says_what_to_do` (garbage, truncated) |
+| ARC chains (`pipelines/arc/generate.py` `generate`, `merge`) | `test_arc_generate_survives_sigkill` (20 kills survived, 0 chains lost, resume completes all 120) | `test_arc_generate_disk_full`, `test_arc_generate_disk_full_in_the_fold_keeps_the_file_and_the_pending_chain` | `test_arc_generate_second_process_gets_clear_error` (generate and merge), `test_arc_generate_extends_a_file_another_program_is_reading`, `test_arc_generate_file_another_program_writes_gets_clear_error` | `test_arc_generate_corrupt_file_says_what_to_do` (garbage, truncated) |
 | MLR-SNet meta-training (`pipelines/mlrsnet/meta_train.py`: net `.keras`, `resume.npz`, `history.json`) | `test_meta_train_survives_sigkill` (3 kills survived, 0 epochs lost, resume completes 40), `test_meta_train_kill_between_snapshot_and_history` | `test_meta_train_corrupt_snapshot_and_lock_and_disk_full` | same test | same test (truncated, garbage) |
 
 Not covered here: `pipelines/arc/select.py`, `pipelines/arc/train.py`,
@@ -431,6 +431,39 @@ def test_arc_generate_disk_full(small_disk, fake_generate):
     set_free(8 << 20)
     assert fake_generate.generate(out, 3, tasks=["digits_mlp"], log=lambda s: None) == 27
     assert _check_chains(out) == [0, 1, 2]
+
+
+def test_arc_generate_disk_full_in_the_fold_keeps_the_file_and_the_pending_chain(small_disk, fake_generate):
+    # Room for one more chain but not for the new copy of the file: the chain stays pending, safe.
+    folder, set_free = small_disk
+    out = folder / "arc.h5"
+    set_free(8 << 20)
+    fake_generate.generate(out, 6, tasks=["digits_mlp"], log=lambda s: None)
+    before = out.read_bytes()
+    set_free(3 * _CHAIN_LEN * 8)
+    with pytest.raises(OSError) as err:
+        fake_generate.generate(out, 7, tasks=["digits_mlp"], log=lambda s: None)
+    _assert_disk_full(err, "arc.h5")
+    assert "safe in" in str(err.value) and out.read_bytes() == before and _leftovers(folder) == []
+    assert _check_chains(out) == list(range(7))  # chain 6 pending
+    set_free(8 << 20)
+    assert fake_generate.generate(out, 7, tasks=["digits_mlp"], log=lambda s: None) == 63
+    assert not os.path.exists(f"{out}.pending") and out.read_bytes() != before
+
+
+def test_arc_generate_file_another_program_writes_gets_clear_error(tmp_path, fake_generate):
+    out = tmp_path / "arc.h5"
+    fake_generate.generate(out, 1, tasks=["digits_mlp"], log=lambda s: None)
+    code = f"import h5py, sys\nf = h5py.File({str(out)!r}, 'a')\nprint('open', flush=True)\nsys.stdin.read()"
+    writer = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        with pytest.raises(io_lib.OutputLockedError, match="Another program has .* open for writing"):
+            fake_generate.generate(out, 2, tasks=["digits_mlp"], log=lambda s: None)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert _check_chains(out) == [0]
 
 
 # -- MLR-SNet meta-training (pipelines/mlrsnet/meta_train.py) -----------------------------------------

@@ -31,6 +31,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 
 import filelock
@@ -118,15 +119,16 @@ def atomic_path(path, suffix=".tmp"):
     _fsync_dir(folder)
 
 
-def remove_temporaries(folder, prefix=""):
-    """Removes the `prefix*.tmp` files in `folder`: what `atomic_path` leaves when its process is killed.
+def remove_temporaries(folder, name=None):
+    """Removes what `atomic_path` leaves when its process is killed: `.<name>.<8 random>.tmp` files.
 
-    Call it only while holding the output's lock: another writer's live
-    temporary file has the same shape.
+    Call it only while holding the output's lock: a live writer's temporary
+    file has the same shape.
 
     Args:
         folder: the folder to clean (a missing one is fine).
-        prefix: only names starting with it (for example `".run.h5."`).
+        name: only the temporaries of this file name (for example
+            `"run.h5"`); `None`: those of every file in `folder`.
 
     Example:
 
@@ -134,16 +136,19 @@ def remove_temporaries(folder, prefix=""):
     import os
     from keras_autolr.runtime.io import remove_temporaries
 
-    open(".out.h5.abc.tmp", "w").close()
-    remove_temporaries(".", ".out.h5.")
-    print(os.path.exists(".out.h5.abc.tmp"))  # False
+    open(".out.h5.abcd1234.tmp", "w").close()
+    open(".out.h5.bak.abcd1234.tmp", "w").close()  # another file's: kept
+    remove_temporaries(".", "out.h5")
+    print(os.path.exists(".out.h5.abcd1234.tmp"), os.path.exists(".out.h5.bak.abcd1234.tmp"))  # False True
     ```
     """
     if not os.path.isdir(folder):
         return
-    for name in os.listdir(folder):
-        if name.startswith(prefix) and name.endswith(".tmp"):
-            _remove_quietly(os.path.join(folder, name))
+    # mkstemp's random part: 8 characters of [a-z0-9_] (tempfile._RandomNameSequence).
+    pattern = re.compile(rf"\.{re.escape(name) if name is not None else '.+'}\.[a-z0-9_]{{8}}\.tmp")
+    for entry in os.listdir(folder):
+        if pattern.fullmatch(entry):
+            _remove_quietly(os.path.join(folder, entry))
 
 
 def _write(path, data, mode):

@@ -22,7 +22,9 @@ chains are usable before its resume. A reader that holds `path` open keeps
 reading the old file (POSIX rename).
 
 A writer holds `path + ".lock"` (`runtime.io.exclusive_lock`); a second one
-gets `OutputLockedError`.
+gets `OutputLockedError`. A fold needs room for a second copy of `path`: on
+a full disk it leaves `path` and the pending chains as they were, warns while
+the writer runs, and raises `OSError` (ENOSPC) when it closes.
 
 Example:
 
@@ -42,8 +44,11 @@ with iter_chains("chains.h5") as chains:
 """
 
 import contextlib
+import errno
 import os
+import shutil
 import time
+import warnings
 
 import h5py
 
@@ -94,12 +99,15 @@ def pending_dir(path):
 
 
 def _open_readable(path):
-    """`h5py.File(path, "r")`; a file HDF5 cannot read gets an error that says what to do."""
+    """`h5py.File(path, "r")`; a file HDF5 cannot open gets an error that says what to do."""
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        if isinstance(err, PermissionError):
+        if isinstance(err, (PermissionError, FileNotFoundError)):
             raise
+        if "unable to lock file" in str(err):  # HDF5's own lock: another program has it open for writing
+            raise io_lib.OutputLockedError(f"Another program has {os.fspath(path)!r} open for writing ({err}); "
+                                           "close it there and run again.") from err
         raise ValueError(f"{os.fspath(path)!r} is not a readable HDF5 chains file ({err}). Move it away or delete "
                          "it to generate its chains again.") from err
 
@@ -110,27 +118,38 @@ def _group_count(path):
 
 
 def _pending_files(path):
-    folder = pending_dir(path)
-    if not os.path.isdir(folder):
+    try:
+        names = os.listdir(pending_dir(path))
+    except FileNotFoundError:  # none, or a writer folded them and removed the folder meanwhile
         return []
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith("chain_") and n.endswith(".h5"))
+    return sorted(os.path.join(pending_dir(path), n) for n in names if n.startswith("chain_") and n.endswith(".h5"))
 
 
 @contextlib.contextmanager
 def _sources(path):
-    """Yields `[(name, group), ...]`: the complete chains of `path` and then its pending ones, files open."""
+    """Yields `(chains, read)`: `[(name, group), ...]` of `path` and then of its pending files, and the pending files read.
+
+    The pending files are opened before `path`: a writer deletes a pending
+    file only after renaming in a `path` that holds its chain, so a chain
+    folded meanwhile is found in `path` (a plain listing of `path` first
+    would miss it).
+    """
     with contextlib.ExitStack() as stack:
-        found = []
-        if os.path.exists(path):
-            f = stack.enter_context(_open_readable(path))
-            found += [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
+        pending, read = [], []
         for p in _pending_files(path):
             try:
                 f = stack.enter_context(h5py.File(p, "r"))
-            except OSError:  # not written by atomic_path (moved in by hand, say): skip, never fail a reader
+            except FileNotFoundError:  # folded meanwhile: in `path`, opened below
                 continue
-            found += [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
-        yield found
+            except OSError:  # not written by atomic_path (put there by hand, say): skipped and kept
+                continue
+            read.append(p)
+            pending += [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
+        own = []
+        if os.path.exists(path):
+            f = stack.enter_context(_open_readable(path))
+            own = [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
+        yield own + pending, read
 
 
 @contextlib.contextmanager
@@ -145,7 +164,10 @@ def iter_chains(path):
         one per chain; the groups are readable inside the block.
 
     Raises:
+        FileNotFoundError: neither `path` nor its pending folder exists.
         ValueError: `path` exists but HDF5 cannot read it.
+        keras_autolr.runtime.io.OutputLockedError: another program has
+            `path` open for writing.
 
     Example:
 
@@ -160,7 +182,10 @@ def iter_chains(path):
         print([name for name, g in chains])  # ['chain_000003']
     ```
     """
-    with _sources(path) as found:
+    if not os.path.exists(path) and not os.path.isdir(pending_dir(path)):
+        raise FileNotFoundError(f"No chains file {os.fspath(path)!r} (nor its pending folder); check the path, or "
+                                "create it with `keras-autolr arc generate --out`.")
+    with _sources(path) as (found, _):
         yield sorted(dict(found).items())  # a pending chain replaces a folded one of its name
 
 
@@ -191,7 +216,10 @@ class ChainsWriter:
     Raises:
         ValueError: `path` exists but HDF5 cannot read it.
         keras_autolr.runtime.io.OutputLockedError: another process writes
-            `path` (it holds `path + ".lock"`).
+            `path` (it holds `path + ".lock"`), or another program has it
+            open for writing.
+        OSError: (ENOSPC, on leaving the block) no room to fold the pending
+            chains; they stay pending, safe, for the next writer.
 
     Example:
 
@@ -221,7 +249,7 @@ class ChainsWriter:
         self._stack.enter_context(io_lib.exclusive_lock(f"{self.path}.lock", self.path))
         try:
             self._remove_leftovers()
-            self.fold()  # a killed writer's finished chains
+            self._try_fold()  # a killed writer's finished chains
         except BaseException:
             self._stack.close()
             raise
@@ -249,7 +277,7 @@ class ChainsWriter:
                 _fill_group(f.create_group(name), chain_id, rec, base_seed)
         self._names[name] = len(rec["chosen"])
         if time.monotonic() - self._last_fold >= self.fold_seconds:
-            self.fold()
+            self._try_fold()
 
     def __len__(self):
         return len(self._names)
@@ -260,29 +288,62 @@ class ChainsWriter:
         Args:
             extra: more `(name, h5py.Group)` chains to copy in, each unless
                 `path` has a chain of its name (what `generate.merge` adds).
+
+        Raises:
+            OSError: (ENOSPC) no room for the new copy of `path`; `path` and
+                the pending chains are left as they were.
         """
-        self._last_fold = time.monotonic()
-        pending = _pending_files(self.path)
-        extra = list(extra)
-        with _sources(self.path) as found:
-            chains = dict(found)  # a pending chain replaces a folded one of its name
-            n_own = len(chains)
-            for name, g in extra:
-                chains.setdefault(name, g)
-            self._names = {name: len(g["chosen"]) if "chosen" in g else 0 for name, g in chains.items()}
-            if not pending and len(chains) == n_own and os.path.exists(self.path) \
-                    and n_own == _group_count(self.path):
-                return  # nothing to fold, no unfinished group to drop
-            with io_lib.atomic_path(self.path) as tmp:
-                with h5py.File(tmp, "w") as dst:
-                    for name, g in sorted(chains.items()):
-                        g.file.copy(g, dst, name)
-        for p in pending:  # only now: until the rename they were the only copy
-            os.remove(p)
-        with contextlib.suppress(OSError):
-            os.rmdir(pending_dir(self.path))
+        try:
+            with _sources(self.path) as (found, read):
+                chains = dict(found)  # a pending chain replaces a folded one of its name
+                n_own = len(chains)
+                for name, g in extra:
+                    chains.setdefault(name, g)
+                self._names = {name: len(g["chosen"]) if "chosen" in g else 0 for name, g in chains.items()}
+                if not read and len(chains) == n_own and os.path.exists(self.path) \
+                        and n_own == _group_count(self.path):
+                    return  # nothing to fold, no unfinished group to drop
+                self._check_space(read)
+                try:
+                    with io_lib.atomic_path(self.path) as tmp:
+                        with h5py.File(tmp, "w") as dst:
+                            for name, g in sorted(chains.items()):
+                                g.file.copy(g, dst, name)
+                except RuntimeError as err:  # h5py reports a full disk inside a copy so, without an errno
+                    if "errno = 28" not in str(err):
+                        raise
+                    raise self._no_space(f"({err})") from err
+            for p in read:  # only now: until the rename they were the only copy
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(p)
+            with contextlib.suppress(OSError):
+                os.rmdir(pending_dir(self.path))
+        finally:
+            self._last_fold = time.monotonic()  # after the fold: a slow fold must not make every write fold
+
+    def _try_fold(self):
+        """`fold`, but a full disk only warns: the pending chains are durable, and the close folds again."""
+        try:
+            self.fold()
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                raise
+            warnings.warn(str(err), RuntimeWarning, stacklevel=3)
+
+    def _check_space(self, pending):
+        # The new copy needs about the old file plus the pending chains; checked first because HDF5
+        # fails late and with no errno.
+        need = sum(os.path.getsize(p) for p in [self.path, *pending] if os.path.exists(p))
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(self.path))).free
+        if need > free:
+            raise self._no_space(f"(about {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free)")
+
+    def _no_space(self, detail):
+        return OSError(errno.ENOSPC, f"No space left to write {self.path!r} {detail}: the finished chains are safe in "
+                       f"{pending_dir(self.path)!r}; free some disk space and run again (the next writer folds them "
+                       "in first)", self.path)
 
     def _remove_leftovers(self):
         # atomic_path's temporaries of a killed writer: the fold's next to `path`, a chain's in the pending folder.
-        io_lib.remove_temporaries(os.path.dirname(os.path.abspath(self.path)), f".{os.path.basename(self.path)}.")
+        io_lib.remove_temporaries(os.path.dirname(os.path.abspath(self.path)), os.path.basename(self.path))
         io_lib.remove_temporaries(pending_dir(self.path))

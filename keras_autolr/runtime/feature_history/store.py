@@ -299,10 +299,9 @@ class HistoryStore:
         return os.path.join(self.dir, _epoch_name(epoch))
 
     def _clean_temporaries(self):
-        io_lib.remove_temporaries(self.dir, "")
-        # The index's own, next to it (atomic_path names it ".<name>.<random>.tmp").
-        io_lib.remove_temporaries(os.path.dirname(os.path.abspath(self.path)),
-                                  f".{os.path.basename(self.path)}.")
+        io_lib.remove_temporaries(self.dir)
+        # The index's own, next to it.
+        io_lib.remove_temporaries(os.path.dirname(os.path.abspath(self.path)), os.path.basename(self.path))
 
     def _epoch_files(self):
         """{epoch: file} of the epoch folder's files, whatever the index says."""

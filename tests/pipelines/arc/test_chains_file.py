@@ -1,6 +1,7 @@
 """The chains file's writer: never edited in place, every finished chain kept (SIGKILL: tests/test_faults.py)."""
 
 import os
+import tempfile
 
 import h5py
 import numpy as np
@@ -56,11 +57,11 @@ def test_a_killed_fold_leaves_duplicates_and_temporaries_that_the_next_writer_cl
     with ChainsWriter(out, fold_seconds=1e9) as w:
         w.write(0, _rec(7), 0)  # chain 0 again, pending, with other values
     os.makedirs(pending_dir(out), exist_ok=True)
-    open(os.path.join(tmp_path, ".c.h5.x1.tmp"), "w").close()
-    open(os.path.join(pending_dir(out), ".chain_000002.h5.x2.tmp"), "w").close()
+    fold_tmp = tempfile.mkstemp(dir=tmp_path, prefix=".c.h5.", suffix=".tmp")[1]  # atomic_path's names
+    tempfile.mkstemp(dir=pending_dir(out), prefix=".chain_000002.h5.", suffix=".tmp")
     with ChainsWriter(out, fold_seconds=1e9) as w:
         w.write(0, _rec(9), 0)
-        assert len(w) == 2 and not os.path.exists(os.path.join(tmp_path, ".c.h5.x1.tmp"))
+        assert len(w) == 2 and not os.path.exists(fold_tmp)
         with iter_chains(out) as chains:  # the pending chain replaces the folded one of its name
             assert float(dict(chains)["chain_000000"]["train_loss"][0]) == 9.0
     assert sorted(os.listdir(tmp_path)) == ["c.h5", "c.h5.lock"]
@@ -104,3 +105,40 @@ def test_a_second_writer_is_refused(tmp_path):
     with ChainsWriter(out):
         with pytest.raises(chains_file.io_lib.OutputLockedError, match="Another process is writing"):
             ChainsWriter(out).__enter__()
+
+
+def test_a_missing_file_is_an_error_not_an_empty_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No chains file .*typo.h5.*arc generate --out"):
+        with iter_chains(str(tmp_path / "typo.h5")):
+            pass
+    with pytest.raises(FileNotFoundError):  # a mistyped shard is not merged as nothing
+        generate.merge([str(tmp_path / "typo.h5")], str(tmp_path / "out.h5"))
+
+
+def test_a_pending_file_that_cannot_be_read_is_skipped_and_kept(tmp_path):
+    out = str(tmp_path / "c.h5")
+    os.makedirs(pending_dir(out))
+    foreign = os.path.join(pending_dir(out), "chain_999999.h5")
+    with open(foreign, "wb") as f:
+        f.write(b"not hdf5")
+    with ChainsWriter(out) as w:
+        w.write(0, _rec(0), 0)
+    assert _names(out) == ["chain_000000"] and os.path.exists(foreign)  # never deleted unread
+
+
+def test_readers_open_the_pending_files_before_the_file(tmp_path, monkeypatch):
+    # A writer deletes a pending file only after renaming in a file that holds its chain: a reader that
+    # opens the pending files first and the file second misses no chain folded in between.
+    out = str(tmp_path / "c.h5")
+    with ChainsWriter(out, fold_seconds=1e9) as w:
+        w.write(0, _rec(0), 0)
+        opened = []
+        real = h5py.File
+
+        def recording(name, *args, **kwargs):
+            opened.append(os.path.basename(os.fspath(name)))
+            return real(name, *args, **kwargs)
+
+        monkeypatch.setattr(chains_file.h5py, "File", recording)
+        assert _names(out) == ["chain_000000"]
+        assert opened == ["chain_000000.h5", "c.h5"]
