@@ -223,6 +223,7 @@ def run(args):
                                                    "scores_wall": summary["scores_wall"],
                                                    "scores_steps": summary["scores_steps"],
                                                    "mean_rank": summary["mean_rank"],
+                                                   "workload_ranks": summary["workload_ranks"],
                                                    "complete_workloads": complete,
                                                    "pending_workloads": pending,
                                                    "untargeted_workloads": untargeted,

@@ -765,6 +765,8 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         over workloads, `profiles.mean_ranks`, a method without a best metric
         from most of its seeds on a workload ranking last there; None when no
         record says its metric's `mode`),
+        `workload_ranks` (`{workload: {method: rank}}`, the same rank on each
+        workload alone; None without modes),
         `workloads` (`{workload: {method: {...}}}` with the median CPU, wall
         seconds and steps to target, the fraction of seeds that reached it,
         the mean best metric and the divergences) and `methods`.
@@ -830,21 +832,57 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         "scores_steps": profiles.benchmark_scores(steps, max_tau=max_tau),
         "profile": {"taus": taus, **rho},
         "mean_rank": profiles.mean_ranks(best, modes) if modes else None,
+        "workload_ranks": {w: profiles.mean_ranks(best, {w: mode}) for w, mode in sorted(modes.items())} or None,
         "workloads": table,
         "methods": sorted(seconds),
     }
+
+
+def _comparison_table(summary, order):
+    """Markdown lines of the paper methods and the alternatives, ranked per workload (empty without ranks)."""
+    ranks = summary.get("workload_ranks")
+    focus = set(PAPER_METHODS) | set(ALTERNATIVES)
+    rows = [m for m in order if m.split("@")[0] in focus]
+    if not ranks or not rows:
+        return []
+    names = list(ranks)
+    n, n_w = len(order), len(summary["workloads"])
+    time_key = "cpu_seconds_to_target" if summary.get("score_basis") == "cpu_seconds" else "seconds_to_target"
+    lines = ["", f"The papers' methods ({', '.join(PAPER_METHODS)}) beside what a user would pick instead "
+             f"({', '.join(ALTERNATIVES)}): overall rank of {n}, then the rank by best metric on each workload "
+             f"(1 = best of {n}; * = reached the target in the median over seeds):", "",
+             "| method | rank | score | reached | mean rank | " + " | ".join(names) + " |",
+             "|---|" + "---|" * (4 + len(names))]
+    for m in rows:
+        cells = []
+        for w in names:
+            c = summary["workloads"].get(w, {}).get(m)
+            star = "*" if c is not None and c[time_key] is not None else ""
+            cells.append(f"{ranks[w][m]:.0f}{star}" if m in ranks[w] else "-")
+        reached = sum(1 for w in summary["workloads"].values() if m in w and w[m][time_key] is not None)
+        lines.append(f"| {m} | {order.index(m) + 1} | {summary['scores'][m]:.3f} | {reached}/{n_w} | "
+                     f"{summary['mean_rank'][m]:.1f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _finite_or_none(v):
     return None if v is None or not math.isfinite(v) else float(v)
 
 
+# The report's second table: the four papers' methods beside what a user would pick instead.
+PAPER_METHODS = ("arc", "mlrsnet", "mlrsnet_official", "mcv_method3", "mcv_method2", "fh_lr_search")
+ALTERNATIVES = ("prodigy", "schedule_free_ref", "schedule_free_keras", "nadamw_warmup_cosine")
+
+
 def markdown_report(summary, digits=3, note=None):
-    """The leaderboard as markdown: scores, then time to target per workload.
+    """The leaderboard as markdown: scores, the paper methods beside the alternatives, time to target.
 
     Methods are ordered by score, then (where the summary has it) by mean
     rank by best metric, which separates the many methods that reach no
-    target.
+    target. The second table (where the summary has per-workload ranks)
+    puts the entries of `PAPER_METHODS` and `ALTERNATIVES`, bad-LR variants
+    included, side by side with their rank by best metric on each workload:
+    where each one works and where it fails.
 
     Args:
         summary: from `aggregate`.
@@ -879,6 +917,7 @@ def markdown_report(summary, digits=3, note=None):
         rank = f" {ranks[m]:.1f} |" if ranks else ""
         lines.append(f"| {i} | {m} | {summary['scores'][m]:.3f} |{wall} {summary['scores_steps'][m]:.3f} | "
                      f"{reached}/{n_w} |{rank}")
+    lines += _comparison_table(summary, order)
     what = "CPU seconds" if cpu else "seconds"
     lines += ["", f"Median {what} to target per workload (fraction of seeds that reached it; mean best "
               "metric); one row per method, in rank order:", ""]

@@ -146,6 +146,25 @@ def test_methods_with_equal_scores_are_ordered_by_mean_rank_of_best_metric():
     assert table[2].startswith("| 1 | beta |") and table[3].startswith("| 2 | alpha |")
 
 
+def test_report_puts_the_paper_methods_beside_the_alternatives_with_their_rank_on_each_workload():
+    # acc_w (max): prodigy 0.9 reached, arc 0.8, adam 0.7; ppl_w (min): arc 20 reached, adam 25, prodigy 30.
+    values = {("acc_w", "max"): {"prodigy": (0.9, 2.0), "arc@lrx10": (0.8, None), "adam": (0.7, None)},
+              ("ppl_w", "min"): {"prodigy": (30.0, None), "arc@lrx10": (20.0, 3.0), "adam": (25.0, None)}}
+    recs = [{"workload": w, "method": m, "seed": 0, "seconds_to_target": t, "steps_to_target": t,
+             "cpu_seconds_to_target": t, "reached_target": t is not None, "best_metric": b, "final_metric": b,
+             "diverged": False, "mode": mode}
+            for (w, mode), ms in values.items() for m, (b, t) in ms.items()]
+    summary = leaderboard.aggregate(recs)
+    assert summary["workload_ranks"] == {"acc_w": {"adam": 3.0, "arc@lrx10": 2.0, "prodigy": 1.0},
+                                         "ppl_w": {"adam": 2.0, "arc@lrx10": 1.0, "prodigy": 3.0}}
+    lines = leaderboard.markdown_report(summary).splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| method | rank | score |"))
+    assert lines[head] == "| method | rank | score | reached | mean rank | acc_w | ppl_w |"
+    rows = lines[head + 2:head + 4]  # adam is neither a paper method nor an alternative: no row
+    assert rows == ["| arc@lrx10 | 1 | 0.500 | 1/2 | 1.5 | 2 | 1* |", "| prodigy | 2 | 0.500 | 1/2 | 2.0 | 1* | 3 |"]
+    assert lines[head + 4] == ""
+
+
 @pytest.mark.parametrize("error", [ValueError("bad workload"), FloatingPointError("diverged probe")])
 def test_a_method_that_raises_gets_an_error_record_and_the_grid_goes_on(tmp_path, error, monkeypatch):
     """One failing cell neither stops the grid nor goes unreported (FloatingPointError included)."""
