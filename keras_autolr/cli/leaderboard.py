@@ -18,10 +18,13 @@ runs at half of each workload's budget (into `<out>/calibration_budget0.5/`,
 targets `<out>/targets_budget0.5.json`), and the grid's records (always at
 the full budget) are scored against those targets into
 `leaderboard_budget0.5.md`, `scores_budget0.5.json` and their plots.
-A run or merge narrowed by `--workloads`, `--methods`, `--no-bad-lrs` or
-a `--seeds` other than the default ranks only its own grid, so its reports are suffixed
-`_subset` (`leaderboard_subset.md`, ...): they never replace the whole
-grid's. Before running, the expected time of the grid is printed, estimated from the
+A run or merge of another grid than the default one (narrowed by
+`--workloads`, `--methods`, `--no-bad-lrs`, another `--seeds`) ranks only
+its own cells, so its reports are suffixed `_subset`
+(`leaderboard_subset.md`, ...): they never replace the whole grid's.
+`--out` defaults to `reproductions/results/leaderboard`, and with `--smoke`
+to `leaderboard-smoke`: smoke and full-size runs share file names, so a
+folder holding runs of the other size is refused. Before running, the expected time of the grid is printed, estimated from the
 runs already measured in `--out`. `--threads N` caps the threads of each run
 (`--threads 1` with `--shard i/2` in two processes uses one core each).
 
@@ -93,7 +96,9 @@ def _fill(parser):
                              "of target-setting to self-tuning runtime); --calibrate runs it, the grid and "
                              "--merge score against it (files suffixed _budget<F>); default 1")
     parser.add_argument("--threads", type=int, default=None, help="threads per run (default: the backend's)")
-    parser.add_argument("--out", default="reproductions/results/leaderboard")
+    parser.add_argument("--out", default=None,
+                        help=f"results folder (default {DEFAULT_OUT}; with --smoke, {SMOKE_OUT}: smoke runs never "
+                             "mix with the committed full-size ones)")
     parser.set_defaults(func=run)
     return parser
 
@@ -135,6 +140,24 @@ def build_parser():
     return _fill(argparse.ArgumentParser(prog="keras-autolr leaderboard"))
 
 
+DEFAULT_OUT = "reproductions/results/leaderboard"
+SMOKE_OUT = "leaderboard-smoke"
+
+
+def _out(args):
+    return pathlib.Path(args.out or (SMOKE_OUT if args.smoke else DEFAULT_OUT))
+
+
+def _check_sizes(records, smoke, folder):
+    """Refuses a folder whose records are of the other size: smoke and full-size runs share file names."""
+    other = [r for r in records if (r.get("size") == "smoke") != bool(smoke)]
+    if other:
+        kind = "full-size" if smoke else "smoke-size"
+        raise SystemExit(f"{folder} holds {len(other)} {kind} leaderboard runs (e.g. {other[0].get('workload')}, "
+                         f"{other[0].get('method')}); {'--smoke' if smoke else 'a full-size run'} must not mix with "
+                         "them: pass another --out.")
+
+
 def _targets(path, smoke):
     if smoke:
         return dict(SMOKE_TARGETS)
@@ -171,7 +194,7 @@ def run(args):
     from keras_autolr.harness import leaderboard, reports
     from keras_autolr.runtime import io as io_lib
 
-    out = pathlib.Path(args.out)
+    out = _out(args)
     if args.threads:
         _limit_threads(args.threads)
     if args.calibrate:
@@ -182,9 +205,11 @@ def run(args):
                              bad_lrs=not (args.no_bad_lrs or args.smoke), smoke=args.smoke)
     targets_path = args.targets or out / f"targets{_suffix(args.target_budget)}.json"
     # A narrowed grid ranks its own cells only: its reports must not replace the whole grid's.
-    narrowed = bool(args.workloads or args.methods or (args.no_bad_lrs and not args.smoke)
-                    or (args.seeds is not None and args.seeds != (1 if args.smoke else 3)))
+    default_grid = leaderboard.grid(SMOKE_WORKLOADS if args.smoke else None, seeds=range(1 if args.smoke else 3),
+                                    bad_lrs=not args.smoke, smoke=args.smoke)
+    narrowed = {c.key for c in cells} != {c.key for c in default_grid}
     sfx = _suffix(args.target_budget) + ("_subset" if narrowed else "")
+    _check_sizes(leaderboard.load_records(out), args.smoke, out)
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(todo)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
@@ -281,6 +306,7 @@ def _calibrate(args, out):
     seeds = range(args.seeds or (1 if args.smoke else 3))
     cells = calibration.cells(args.workloads or (SMOKE_WORKLOADS if args.smoke else None),
                               seeds=seeds, smoke=args.smoke, budget_fraction=args.target_budget)
+    _check_sizes(leaderboard.load_records(folder), args.smoke, folder)
     if not args.merge:
         run_cells = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(run_cells)} calibration runs into {folder}")

@@ -845,20 +845,23 @@ def _comparison_table(summary, order):
     rows = [m for m in order if m.split("@")[0] in focus]
     if not ranks or not rows:
         return []
-    names = list(ranks)
-    n, n_w = len(order), len(summary["workloads"])
+    names = list(summary["workloads"])  # the columns of the other tables; "-" where a rank is missing
+    n, n_w = len(order), len(names)
     time_key = "cpu_seconds_to_target" if summary.get("score_basis") == "cpu_seconds" else "seconds_to_target"
     lines = ["", f"The papers' methods ({', '.join(PAPER_METHODS)}) beside what a user would pick instead "
              f"({', '.join(ALTERNATIVES)}): overall rank of {n}, then the rank by best metric on each workload "
-             f"(1 = best of {n}; * = reached the target in the median over seeds):", "",
+             f"(1 = best of {n}, ties share the mean rank; * = reached the target in the median over seeds; "
+             "- = not run there, or no metric direction):", "",
              "| method | rank | score | reached | mean rank | " + " | ".join(names) + " |",
              "|---|" + "---|" * (4 + len(names))]
     for m in rows:
         cells = []
         for w in names:
-            c = summary["workloads"].get(w, {}).get(m)
-            star = "*" if c is not None and c[time_key] is not None else ""
-            cells.append(f"{ranks[w][m]:.0f}{star}" if m in ranks[w] else "-")
+            c = summary["workloads"][w].get(m)
+            if c is None or m not in ranks.get(w, {}):
+                cells.append("-")
+                continue
+            cells.append(f"{ranks[w][m]:g}" + ("*" if c[time_key] is not None else ""))
         reached = sum(1 for w in summary["workloads"].values() if m in w and w[m][time_key] is not None)
         lines.append(f"| {m} | {order.index(m) + 1} | {summary['scores'][m]:.3f} | {reached}/{n_w} | "
                      f"{summary['mean_rank'][m]:.1f} | " + " | ".join(cells) + " |")

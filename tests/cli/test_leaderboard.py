@@ -131,3 +131,34 @@ def test_merge_scores_committed_records_against_the_budget_targets(tmp_path, cap
     (tmp_path / "targets_budget0.5.json").write_text(json.dumps({"targets": {}}))
     assert run(build_parser().parse_args(args + ["--target-budget", "0.5"])) is None
     assert "digits_mlp_lb complete but without a target" in capsys.readouterr().out
+
+
+def test_smoke_runs_never_mix_with_full_size_ones(tmp_path, monkeypatch):
+    """They share file names: `--smoke` has its own default folder, and a folder of the other size is refused."""
+    from keras_autolr.cli.leaderboard import SMOKE_OUT, _out, build_parser, run
+
+    assert str(_out(build_parser().parse_args(["--smoke"]))) == SMOKE_OUT
+    assert str(_out(build_parser().parse_args([]))) == "reproductions/results/leaderboard"
+    (tmp_path / "runs").mkdir()
+    rec = {"workload": "digits_mlp_lb", "method": "adam", "seed": 0, "size": "small", "mode": "max",
+           "curve": {"steps": [1], "seconds": [1.0], "metric": [0.5]}, "best_metric": 0.5, "final_metric": 0.5,
+           "diverged": False}
+    (tmp_path / "runs" / "digits_mlp_lb__adam__s0.json").write_text(json.dumps(rec))
+    for extra in (["--merge"], ["--calibrate", "--merge"]):
+        folder = tmp_path if "--calibrate" not in extra else tmp_path / "calibration"
+        if "--calibrate" in extra:
+            (folder / "runs").mkdir(parents=True)
+            (folder / "runs" / "r.json").write_text(json.dumps(dict(rec, method="calibration@lr=0.001")))
+        with pytest.raises(SystemExit, match="holds 1 full-size leaderboard runs .*pass another --out"):
+            run(build_parser().parse_args(["--smoke", "--out", str(tmp_path)] + extra))
+
+
+def test_the_default_grid_spelled_out_is_not_a_subset(tmp_path):
+    from keras_autolr.cli.leaderboard import build_parser, run
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "targets.json").write_text(json.dumps({"targets": {}}))
+    for args in (["--seeds", "3"], ["--seeds", "3", "--methods"] + __import__(
+            "keras_autolr.harness.leaderboard", fromlist=["x"]).entry_names()):
+        assert run(build_parser().parse_args(["--merge", "--out", str(tmp_path)] + args)) is None  # no record yet
+        assert not list(tmp_path.glob("*_subset*"))

@@ -165,6 +165,18 @@ def test_report_puts_the_paper_methods_beside_the_alternatives_with_their_rank_o
     assert lines[head + 4] == ""
 
 
+def test_comparison_table_shows_tied_ranks_and_a_missing_run():
+    recs = [{"workload": w, "method": m, "seed": 0, "seconds_to_target": None, "steps_to_target": None,
+             "cpu_seconds_to_target": None, "reached_target": False, "best_metric": b, "final_metric": b,
+             "diverged": False, "mode": "max"}
+            for w, m, b in (("w1", "arc", 0.5), ("w1", "prodigy", 0.5), ("w1", "adam", 0.9), ("w2", "arc", 0.7))]
+    lines = leaderboard.markdown_report(leaderboard.aggregate(recs)).splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| method | rank | score |"))
+    assert lines[head].endswith("| w1 | w2 |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[head + 2:head + 4]}
+    assert rows["arc"].endswith("| 2.5 | 1 |") and rows["prodigy"].endswith("| 2.5 | - |")  # prodigy never ran w2
+
+
 @pytest.mark.parametrize("error", [ValueError("bad workload"), FloatingPointError("diverged probe")])
 def test_a_method_that_raises_gets_an_error_record_and_the_grid_goes_on(tmp_path, error, monkeypatch):
     """One failing cell neither stops the grid nor goes unreported (FloatingPointError included)."""

@@ -141,8 +141,10 @@ def _sources(path):
                 f = stack.enter_context(h5py.File(p, "r"))
             except FileNotFoundError:  # folded meanwhile: in `path`, opened below
                 continue
-            except OSError:  # not written by atomic_path (put there by hand, say): skipped and kept
-                continue
+            except OSError as err:
+                if err.errno is not None:  # too many open files, an I/O error: not a reason to drop a chain
+                    raise
+                continue  # not HDF5 (put there by hand, say): skipped and kept
             read.append(p)
             pending += [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
         own = []

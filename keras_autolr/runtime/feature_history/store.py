@@ -122,7 +122,7 @@ def _check_epoch_file(file_path, epoch):
 
 def _write_atomic(final_path, fill):
     """Calls `fill(h5file)` on a temporary HDF5 file, then renames it into place."""
-    with atomic_path(final_path) as tmp:  # a "*.tmp" name, as _clean_temporaries expects
+    with atomic_path(final_path) as tmp:  # a ".<name>.<random>.tmp" name, as _clean_temporaries expects
         with h5py.File(tmp, "w") as f:
             fill(f)
 
