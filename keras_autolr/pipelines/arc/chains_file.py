@@ -257,9 +257,16 @@ class ChainsWriter:
             raise
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         try:
-            self.fold()
+            if exc_type is None:
+                self.fold()
+            else:  # the block's error is the one to see; a fold that fails too only warns (chains stay pending)
+                try:
+                    self.fold()
+                except Exception as fold_err:  # noqa: BLE001
+                    warnings.warn(f"The pending chains of {self.path!r} were not folded ({fold_err}); the next "
+                                  "writer folds them.", RuntimeWarning, stacklevel=2)
         finally:
             self._stack.close()
 

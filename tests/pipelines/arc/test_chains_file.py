@@ -142,3 +142,18 @@ def test_readers_open_the_pending_files_before_the_file(tmp_path, monkeypatch):
         monkeypatch.setattr(chains_file.h5py, "File", recording)
         assert _names(out) == ["chain_000000"]
         assert opened == ["chain_000000.h5", "c.h5"]
+
+
+def test_an_error_in_the_block_is_not_masked_by_a_failing_fold(tmp_path, monkeypatch):
+    out = str(tmp_path / "c.h5")
+    with pytest.raises(KeyError, match="the block's"), pytest.warns(RuntimeWarning, match="were not folded"):
+        with ChainsWriter(out, fold_seconds=1e9) as w:
+            w.write(0, _rec(0), 0)
+            monkeypatch.setattr(ChainsWriter, "_check_space",
+                                lambda self, pending: (_ for _ in ()).throw(OSError(28, "full")))
+            raise KeyError("the block's")
+    monkeypatch.undo()
+    assert _names(out) == ["chain_000000"]  # pending, safe
+    with ChainsWriter(out):
+        pass
+    assert not os.path.exists(pending_dir(out))
