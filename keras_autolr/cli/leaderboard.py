@@ -22,7 +22,9 @@ A run or merge of another grid than the default one (narrowed by
 `--workloads`, `--methods`, `--no-bad-lrs`, another `--seeds`) ranks only
 its own cells, so its reports are suffixed `_subset`
 (`leaderboard_subset.md`, ...): they never replace the whole grid's.
-`--out` defaults to `reproductions/results/leaderboard`, and with `--smoke`
+Reports scored against a `--targets` file other than the folder's own are
+suffixed `_targets-<its stem>`. `--out` defaults to
+`reproductions/results/leaderboard`, and with `--smoke`
 to `leaderboard-smoke`: smoke and full-size runs share file names, so a
 folder holding runs of the other size is refused. Before running, the expected time of the grid is printed, estimated from the
 runs already measured in `--out`. `--threads N` caps the threads of each run
@@ -209,6 +211,10 @@ def run(args):
                                     bad_lrs=not args.smoke, smoke=args.smoke)
     narrowed = {c.key for c in cells} != {c.key for c in default_grid}
     sfx = _suffix(args.target_budget) + ("_subset" if narrowed else "")
+    # Other targets than the folder's own score the records differently: their reports are named after them.
+    own_targets = pathlib.Path(targets_path).resolve() == (out / f"targets{_suffix(args.target_budget)}.json").resolve()
+    if not own_targets:
+        sfx += f"_targets-{pathlib.Path(targets_path).stem}"
     _check_sizes(leaderboard.load_records(out), args.smoke, out)
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
