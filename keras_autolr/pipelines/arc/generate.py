@@ -247,7 +247,10 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
     Raises:
         ValueError: `out` exists but is not a readable HDF5 file.
         keras_autolr.runtime.io.OutputLockedError: another process is writing
-            `out` (it holds `out + ".lock"`).
+            `out` (it holds `out + ".lock"`), or another program has it open
+            for writing.
+        OSError: (ENOSPC) the disk is full; the finished chains are kept
+            (`chains_file.ChainsWriter`) and a rerun goes on.
 
     Example:
 
@@ -292,6 +295,7 @@ def merge(paths, out):
 
     Raises:
         ValueError: `out` exists but is not a readable HDF5 file.
+        FileNotFoundError: a file of `paths` does not exist.
         keras_autolr.runtime.io.OutputLockedError: another process is writing `out`.
 
     Example:

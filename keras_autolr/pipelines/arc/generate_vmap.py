@@ -381,6 +381,8 @@ def generate(out, chains, shard="0/1", tasks=None, base_seed=0, log=print, time_
         RuntimeError: Keras is not on the JAX backend.
         ValueError: `out` exists but is not a readable HDF5 file.
         keras_autolr.runtime.io.OutputLockedError: another process is writing `out`.
+        OSError: (ENOSPC) the disk is full; the finished chains are kept and a
+            rerun goes on.
 
     Example:
 
