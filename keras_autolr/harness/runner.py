@@ -21,6 +21,7 @@ print(reports.markdown_table(records))
 
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -257,6 +258,14 @@ def load_records(out_dir):
     return [json.loads(p.read_text()) for p in sorted(pathlib.Path(out_dir, "runs").glob("*.json"))]
 
 
+def _check_same_run(rec, path, size, epochs):
+    """Refuses a record of another size or length: run ids do not say either, so it would pass as done."""
+    if rec.get("size", size) != size or (epochs is not None and rec.get("epochs", epochs) != epochs):
+        raise ValueError(f"{os.fspath(path)} is a run at size {rec.get('size')!r}, {rec.get('epochs')} epochs; this "
+                         f"grid runs size {size!r}{'' if epochs is None else f', {epochs} epochs'} into the same "
+                         "folder. Pass another output folder (--out) for this size.")
+
+
 def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs=None,
              optimizer=None, options=None, verbose=0, log=print):
     """Runs every method x initial LR x seed once, skipping finished runs.
@@ -308,7 +317,9 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
                                     run_id(task_obj.name, method, lr0, seed, m_opt) + ".json")
                 name = f"{label}/{path.stem}" if label else path.stem
                 if path.exists():
-                    records.append(json.loads(path.read_text()))
+                    rec = json.loads(path.read_text())
+                    _check_same_run(rec, path, size, epochs)
+                    records.append(rec)
                     log(f"[{done}/{total}] {name}: done before, skipped")
                     continue
                 data = data or task_obj.data(size, seed=0)

@@ -41,6 +41,11 @@ def test_grid_is_resumable_and_tabulated(tmp_path):
     assert rows[0]["threshold"] <= best
     if pytest.importorskip("matplotlib"):
         assert reports.plot_curves(again, tmp_path / "c.png").exists()
+    # Run ids do not say the size or the length: a grid of another size in the same folder is refused.
+    with pytest.raises(ValueError, match=r"is a run at size 'smoke', 2 epochs; this grid runs size 'small'.*--out"):
+        runner.run_grid("digits_cnn", ["constant"], [1e-2], [0], tmp_path, size="small", log=log.append)
+    with pytest.raises(ValueError, match=r"this grid runs size 'smoke', 5 epochs"):
+        runner.run_grid("digits_cnn", ["constant"], [1e-2], [0], tmp_path, size="smoke", epochs=5, log=log.append)
 
 
 @pytest.mark.slow
