@@ -215,14 +215,17 @@ def run(args):
     own_targets = pathlib.Path(targets_path).resolve() == (out / f"targets{_suffix(args.target_budget)}.json").resolve()
     if not own_targets:
         sfx += f"_targets-{pathlib.Path(targets_path).stem}"
-    _check_sizes(leaderboard.load_records(out), args.smoke, out)
+    loaded = leaderboard.load_records(out)
+    _check_sizes(loaded, args.smoke, out)
     if not args.merge:
         todo = leaderboard.shard(cells, *args.shard) if args.shard else cells
         print(f"{len(todo)} runs ({'smoke size' if args.smoke else 'full size'}) into {out}")
         _print_estimate(leaderboard, todo, out)
         leaderboard.run_cells(todo, out, _targets(targets_path, args.smoke), backend=args.backend, progress=True)
     targets = _targets(targets_path, args.smoke)
-    records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in leaderboard.load_records(out)]
+    if not args.merge:  # the runs just made are records too
+        loaded = leaderboard.load_records(out)
+    records = [leaderboard.rescore(r, targets.get(r["workload"])) for r in loaded]
     # Complete against the whole grid (not a shard's part): other shards fill the same folder.
     complete = leaderboard.complete_workloads(records, cells)
     # A workload without a target would count as unsolved by every method: left out, and said.

@@ -112,11 +112,6 @@ def _open_readable(path):
                          "it to generate its chains again.") from err
 
 
-def _group_count(path):
-    with _open_readable(path) as f:
-        return len(f)
-
-
 def _pending_files(path):
     try:
         names = os.listdir(pending_dir(path))
@@ -127,7 +122,8 @@ def _pending_files(path):
 
 @contextlib.contextmanager
 def _sources(path):
-    """Yields `(chains, read)`: `[(name, group), ...]` of `path` and then of its pending files, and the pending files read.
+    """Yields `(chains, read, unfinished)`: `[(name, group), ...]` of `path` and then of its pending files, the
+    pending files read, and the number of `path`'s groups left out as unfinished.
 
     The pending files are opened before `path`: a writer deletes a pending
     file only after renaming in a `path` that holds its chain, so a chain
@@ -147,11 +143,12 @@ def _sources(path):
                 continue  # not HDF5 (put there by hand, say): skipped and kept
             read.append(p)
             pending += [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
-        own = []
+        own, unfinished = [], 0
         if os.path.exists(path):
             f = stack.enter_context(_open_readable(path))
             own = [(n, f[n]) for n in f if f[n].attrs.get("complete", False)]
-        yield own + pending, read
+            unfinished = len(f) - len(own)
+        yield own + pending, read, unfinished
 
 
 @contextlib.contextmanager
@@ -187,7 +184,7 @@ def iter_chains(path):
     if not os.path.exists(path) and not os.path.isdir(pending_dir(path)):
         raise FileNotFoundError(f"No chains file {os.fspath(path)!r} (nor its pending folder); check the path, or "
                                 "create it with `keras-autolr arc generate --out`.")
-    with _sources(path) as (found, _):
+    with _sources(path) as (found, _, _):
         yield sorted(dict(found).items())  # a pending chain replaces a folded one of its name
 
 
@@ -303,14 +300,13 @@ class ChainsWriter:
                 the pending chains are left as they were.
         """
         try:
-            with _sources(self.path) as (found, read):
+            with _sources(self.path) as (found, read, unfinished):
                 chains = dict(found)  # a pending chain replaces a folded one of its name
                 n_own = len(chains)
                 for name, g in extra:
                     chains.setdefault(name, g)
                 self._names = {name: len(g["chosen"]) if "chosen" in g else 0 for name, g in chains.items()}
-                if not read and len(chains) == n_own and os.path.exists(self.path) \
-                        and n_own == _group_count(self.path):
+                if not read and len(chains) == n_own and os.path.exists(self.path) and not unfinished:
                     return  # nothing to fold, no unfinished group to drop
                 self._check_space(read)
                 try:
