@@ -36,7 +36,7 @@ class GlobalStepOptimizer(keras.optimizers.Optimizer):
         return
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        grads = [ops.cast(g, "float32") for g in grads]
+        grads = [ops.cast(_dense(g), "float32") for g in grads]
         self.global_step(grads, list(trainable_variables), ops.cast(learning_rate, "float32"))
 
     def update_step(self, gradient, variable, learning_rate):
@@ -88,6 +88,21 @@ def global_sum(tensors):
 def global_vdot(a, b):
     """Sum of elementwise products over lists of tensors (optax's `tree.vdot`)."""
     return global_sum([x * y for x, y in zip(a, b)])
+
+
+def _dense(gradient):
+    """`gradient` as a dense tensor.
+
+    TensorFlow hands an `Embedding`'s gradient over as `tf.IndexedSlices`, which
+    Python arithmetic (`g**2`, `0.9 * g`) rejects; the global step's sums cover
+    every entry anyway, so densify (as optax's dense pytrees are).
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
 
 
 def _check_single_replica(name):

@@ -150,3 +150,23 @@ def test_eval_weights_swap_in_x_and_restore_y_exactly():
             np.testing.assert_allclose(np.asarray(v), (yi - 0.1 * zi) / 0.9, rtol=1e-6, atol=1e-7)
     for v, yi in zip(model.trainable_variables, ys):
         np.testing.assert_array_equal(np.asarray(v), yi)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="IndexedSlices are TensorFlow's")
+@pytest.mark.parametrize("name", sorted(MAKERS))
+def test_sparse_embedding_gradient_steps_as_its_dense_equal(name):
+    # TF hands an Embedding's gradient over as IndexedSlices (the PTB leaderboard workload).
+    import tensorflow as tf
+
+    values = tf.constant(np.random.default_rng(0).normal(size=(3, 4)), "float32")
+    sparse = tf.IndexedSlices(values, tf.constant([0, 2, 2]), dense_shape=tf.constant([5, 4]))
+    init = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    after = []
+    for grad in (sparse, tf.convert_to_tensor(sparse)):
+        var = keras.Variable(init)
+        opt = MAKERS[name]()
+        for _ in range(3):
+            opt.apply([grad], [var])
+        after.append(np.asarray(var))
+    assert not np.array_equal(after[0], init)
+    np.testing.assert_array_equal(after[0], after[1])
