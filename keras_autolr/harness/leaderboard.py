@@ -611,6 +611,8 @@ def _run_cell(cell, out_dir, target):
             size="smoke" if cell.smoke else w.size, epochs=2 if cell.smoke else w.epochs,
             optimizer=e.optimizer, options=dict(e.options), extra_callbacks=[clock],
         )
+    except runner.RunRecordError:
+        raise  # the file holds another run (or is damaged): never write over it
     except (ValueError, RuntimeError, KeyError, ArithmeticError) as err:
         record = {"workload": w.name, "method": e.name, "seed": cell.seed, "target": target,
                   "reached_target": False, "steps_to_target": None, "seconds_to_target": None,

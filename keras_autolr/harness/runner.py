@@ -36,7 +36,15 @@ from keras_autolr.harness import methods as methods_lib
 from keras_autolr.harness import metrics as metrics_lib
 from keras_autolr.harness import tasks as tasks_lib
 
-__all__ = ["run_one", "run_cached", "run_grid", "run_id", "load_records"]
+__all__ = ["run_one", "run_cached", "run_grid", "run_id", "load_record", "load_records", "RunRecordError"]
+
+
+class RunRecordError(ValueError):
+    """A finished-run record that cannot stand for the run asked for: unreadable, or of another size or length.
+
+    Callers that record a failed run (the leaderboard) re-raise it rather than write an error record over
+    the file: the record may be a committed run of another grid.
+    """
 
 
 class _StepLogger(keras.callbacks.Callback):
@@ -196,8 +204,8 @@ def run_cached(path, task, method, initial_lr, seed=0, *, label=None, annotate=N
         `(record, ran)`, `ran` False when the record was loaded.
 
     Raises:
-        ValueError: the record at `path` is unreadable (torn or not JSON);
-            the message names it and says to delete it to rerun.
+        RunRecordError: the record at `path` is unreadable or of another size
+            or length (`load_record`).
         keras_autolr.runtime.io.OutputLockedError: another process is running
             this record (it holds `path + ".lock"`, released when that process
             ends, even if killed).
@@ -216,14 +224,7 @@ def run_cached(path, task, method, initial_lr, seed=0, *, label=None, annotate=N
     path = pathlib.Path(path)
 
     def load():
-        try:
-            rec = json.loads(path.read_text())
-            why = None if isinstance(rec, dict) else "not a JSON object"
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            why = str(err)
-        if why is not None:  # records are written atomically: something else wrote or damaged it
-            raise ValueError(f"The run record {str(path)!r} is unreadable ({why}). Delete it to rerun that run.")
-        return rec, False
+        return load_record(path, size=kwargs.get("size", "small"), epochs=kwargs.get("epochs")), False
 
     if path.exists():
         return load()
@@ -258,12 +259,53 @@ def load_records(out_dir):
     return [json.loads(p.read_text()) for p in sorted(pathlib.Path(out_dir, "runs").glob("*.json"))]
 
 
-def _check_same_run(rec, path, size, epochs):
-    """Refuses a record of another size or length: run ids do not say either, so it would pass as done."""
-    if rec.get("size", size) != size or (epochs is not None and rec.get("epochs", epochs) != epochs):
-        raise ValueError(f"{os.fspath(path)} is a run at size {rec.get('size')!r}, {rec.get('epochs')} epochs; this "
-                         f"grid runs size {size!r}{'' if epochs is None else f', {epochs} epochs'} into the same "
-                         "folder. Pass another output folder (--out) for this size.")
+def load_record(path, *, size=None, epochs=None):
+    """The finished run's record at `path`, checked to be the run asked for.
+
+    Run ids do not say the size or the length, so a record of another one
+    would otherwise pass as done.
+
+    Args:
+        path: the record's JSON file.
+        size: the data size the caller runs (`None`: not checked).
+        epochs: the epochs the caller runs (`None`: the task's default, not checked).
+
+    Returns:
+        The record (a dict).
+
+    Raises:
+        RunRecordError: the file is unreadable (records are written atomically,
+            so something else wrote or damaged it), or its run has another size
+            or length; the message names the file and says what to do.
+
+    Example:
+
+    ```python
+    import json, pathlib
+    from keras_autolr.harness import runner
+
+    pathlib.Path("r.json").write_text(json.dumps({"size": "smoke", "epochs": 2}))
+    assert runner.load_record("r.json", size="smoke", epochs=2)["epochs"] == 2
+    try:
+        runner.load_record("r.json", size="small")
+    except runner.RunRecordError as err:
+        assert "--out" in str(err)
+    ```
+    """
+    path = pathlib.Path(path)
+    try:
+        rec = json.loads(path.read_text())
+        why = None if isinstance(rec, dict) else "not a JSON object"
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        why = str(err)
+    if why is not None:
+        raise RunRecordError(f"The run record {str(path)!r} is unreadable ({why}). Delete it to rerun that run.")
+    if (size is not None and rec.get("size", size) != size) or (epochs is not None and rec.get("epochs", epochs) != epochs):
+        raise RunRecordError(
+            f"{os.fspath(path)} is a run at size {rec.get('size')!r}, {rec.get('epochs')} epochs; this grid runs "
+            f"size {size!r}{'' if epochs is None else f', {epochs} epochs'} into the same folder. Pass another "
+            "output folder (--out) for this size.")
+    return rec
 
 
 def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs=None,
@@ -317,8 +359,7 @@ def run_grid(task, methods, initial_lrs, seeds, out_dir, *, size="small", epochs
                                     run_id(task_obj.name, method, lr0, seed, m_opt) + ".json")
                 name = f"{label}/{path.stem}" if label else path.stem
                 if path.exists():
-                    rec = json.loads(path.read_text())
-                    _check_same_run(rec, path, size, epochs)
+                    rec = load_record(path, size=size, epochs=epochs)
                     records.append(rec)
                     log(f"[{done}/{total}] {name}: done before, skipped")
                     continue

@@ -38,13 +38,31 @@ import filelock
 import numpy as np
 
 __all__ = ["atomic_path", "remove_temporaries", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_npz",
-           "exclusive_lock", "acquire_lock", "OutputLockedError"]
+           "exclusive_lock", "acquire_lock", "OutputLockedError", "is_disk_full"]
 
 # Read once: a new file gets the mode a plain open() would give it (mkstemp's is 0600).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(error):
+    """Whether `error` says the disk (or the user's quota) is full: ENOSPC or EDQUOT.
+
+    Args:
+        error: any exception.
+
+    Example:
+
+    ```python
+    import errno
+    from keras_autolr.runtime import io
+
+    assert io.is_disk_full(OSError(errno.ENOSPC, "full")) and not io.is_disk_full(ValueError())
+    ```
+    """
+    return isinstance(error, OSError) and error.errno in _DISK_FULL
 
 
 def _fsync_dir(folder):
@@ -112,7 +130,7 @@ def atomic_path(path, suffix=".tmp"):
         os.replace(tmp, path)
     except BaseException as e:
         _remove_quietly(tmp)
-        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+        if is_disk_full(e):
             raise OSError(e.errno, f"No space left to write {path!r}; free some disk space or "
                           "write to another folder", path) from e
         raise

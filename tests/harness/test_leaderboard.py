@@ -192,6 +192,20 @@ def test_a_method_that_raises_gets_an_error_record_and_the_grid_goes_on(tmp_path
     assert record["error"] == f"{type(error).__name__}: {error}" and not record["reached_target"]
 
 
+@pytest.mark.parametrize("text", ['{"size": "small", "epochs": 10, "best": 0.9}', '{"size": "smoke", "epo'])
+def test_a_record_of_another_size_or_a_damaged_one_stops_the_grid_and_is_kept(tmp_path, text):
+    """A folder's committed run of another size (or a torn file) is never overwritten by an error record."""
+    from keras_autolr.harness import runner
+
+    cell = leaderboard.Cell(leaderboard.WORKLOADS["digits_mlp_lb"], leaderboard.ENTRIES["adam"], 0, smoke=True)
+    path = tmp_path / "runs" / f"{cell.key}.json"
+    path.parent.mkdir()
+    path.write_text(text)
+    with pytest.raises(runner.RunRecordError, match="--out|Delete it"):
+        leaderboard.run_cells([cell], tmp_path, {"digits_mlp_lb": 0.5}, progress=False)
+    assert path.read_text() == text
+
+
 def test_a_method_ranks_on_its_best_metric_only_where_most_seeds_produced_one():
     """Two of three seeds failing (no best metric) puts a method last there, whatever its one good seed."""
     def rec(m, seed, best):

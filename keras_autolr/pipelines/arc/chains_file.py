@@ -331,7 +331,7 @@ class ChainsWriter:
         try:
             self.fold()
         except OSError as err:
-            if err.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            if not io_lib.is_disk_full(err):
                 raise
             warnings.warn(str(err), RuntimeWarning, stacklevel=3)
 
