@@ -616,6 +616,7 @@ def _run_cell(cell, out_dir, target):
     except (ValueError, RuntimeError, KeyError, ArithmeticError) as err:
         record = {"workload": w.name, "method": e.name, "seed": cell.seed, "target": target,
                   "reached_target": False, "steps_to_target": None, "seconds_to_target": None,
+                  "cpu_seconds_to_target": None,
                   "best_metric": None, "final_metric": None, "diverged": False,
                   "error": f"{type(err).__name__}: {err}", "wall_s": None}
         io_lib.atomic_write_json(path, record)
@@ -789,8 +790,9 @@ def aggregate(records, max_tau=profiles.MAX_TAU):
         raise ValueError("No leaderboard records to aggregate.")
     seconds = profiles.method_times(records, "seconds_to_target")
     steps = profiles.method_times(records, "steps_to_target")
-    # CPU seconds only where every run measured them: a mix would compare two clocks.
-    has_cpu = all("cpu_seconds_to_target" in r for r in records)
+    # CPU seconds only where every run measured them: a mix would compare two clocks. A failed
+    # run (`error`) measured no time on either clock, so it does not decide which one.
+    has_cpu = all("cpu_seconds_to_target" in r for r in records if not r.get("error"))
     cpu = profiles.method_times(records, "cpu_seconds_to_target") if has_cpu else None
     headline = cpu if has_cpu else seconds
     # The plotted profile on the tau grid the score integrates over (AlgoPerf: 100 points).

@@ -118,6 +118,12 @@ def test_scores_rank_on_cpu_seconds_only_when_every_record_measured_them():
     mixed = leaderboard.aggregate([rec("a", 1.0, 2.0), rec("b", 3.0)])
     assert mixed["score_basis"] == "seconds" and mixed["scores_cpu"] is None
     assert mixed["scores"]["a"] > mixed["scores"]["b"]
+    # A failed run (an error record, no time on either clock; older ones lack the CPU key) keeps CPU time.
+    failed = {"workload": "w", "method": "c", "seed": 0, "seconds_to_target": None, "steps_to_target": None,
+              "reached_target": False, "best_metric": None, "final_metric": None, "diverged": False,
+              "error": "ValueError: needs class labels"}
+    with_error = leaderboard.aggregate([rec("a", 1.0, 2.0), rec("b", 3.0, 1.0), failed])
+    assert with_error["score_basis"] == "cpu_seconds" and with_error["scores"]["b"] > with_error["scores"]["a"]
 
 
 def test_rescore_recomputes_cpu_seconds_when_the_curve_has_them():
